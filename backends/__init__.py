@@ -1,0 +1,1 @@
+"""vCPU backends behind core's backend interface: KVM (hardware) and Unicorn (emulation)."""

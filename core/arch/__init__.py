@@ -1,0 +1,1 @@
+"""Architectural numbers of arm64 (PSTATE bits, exception classes, system registers, PSCI)."""

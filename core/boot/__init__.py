@@ -1,0 +1,1 @@
+"""Putting a guest into memory: kernel loading, initrd placement, command line, FDT."""

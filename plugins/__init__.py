@@ -1,0 +1,1 @@
+"""Built-in devices, written as pluggy plugins against the public device API."""
