@@ -65,7 +65,7 @@ def _socket_answers(path: str) -> bool:
 
 
 def create_app(dispatcher: Dispatcher, max_payload: int):
-    """The flask app: one catch-all view, since routing and its errors follow upstream's rules."""
+    """The flask app: one handler for every request, since routing follows upstream's rules."""
     from flask import Flask, Response, request
 
     app = Flask("petard.api")
@@ -81,9 +81,10 @@ def create_app(dispatcher: Dispatcher, max_payload: int):
         response.headers.update(reply.headers)
         return response
 
-    @app.route("/", defaults={"path": ""}, methods=["GET", "PUT", "PATCH", "DELETE", "POST", "HEAD", "OPTIONS"])
-    @app.route("/<path:path>", methods=["GET", "PUT", "PATCH", "DELETE", "POST", "HEAD", "OPTIONS"])
-    def handle(path: str) -> Response:
+    # Every request is answered here, before flask's URL routing: paths and their errors
+    # follow upstream's rules (routes.py), for any path and method.
+    @app.before_request
+    def handle() -> Response:
         threading.current_thread().name = API_THREAD_NAME
         length = request.content_length or 0
         if length > max_payload:

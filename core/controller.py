@@ -90,7 +90,7 @@ class Controller:
             Action.GET_BALLOON_CONFIG: self._get_balloon,
             Action.GET_BALLOON_STATS: self._no_balloon,
             Action.GET_MMDS: self._get_mmds,
-            Action.FLUSH_METRICS: lambda _: self.metrics.flush() and None,
+            Action.FLUSH_METRICS: self._flush_metrics,
             Action.INSERT_BLOCK_DEVICE: self._pre_boot_only(self._resources.set_drive),
             Action.INSERT_PMEM_DEVICE: self._pre_boot_only(self._resources.set_pmem),
             Action.UPDATE_PMEM_DEVICE: self._device_not_found,
@@ -150,9 +150,11 @@ class Controller:
                 check_allowed(self._phase, action)
                 result = self._handlers[action](payload)
             except faults.VmmActionError as error:
+                self._publish()
                 future.set_exception(error)
             except Exception as error:  # a bug must answer the request, not kill the owner
                 log.error("Internal error while handling %s: %r", action.value, error)
+                self._publish()
                 future.set_exception(faults.VmmActionError(f"Internal VMM error: {error}"))
             else:
                 if self._phase is LifecyclePhase.UNINITIALIZED and self._resources.boot_specific_configured:
@@ -216,6 +218,9 @@ class Controller:
             module=config.module,
         )
 
+    def _flush_metrics(self, _: Any) -> None:
+        self.metrics.flush()  # a no-op when no metrics destination is configured, as upstream
+
     def _configure_metrics(self, config: Any) -> None:
         self.metrics.configure(config.metrics_path, self.instance_id if config.emit_id else None)
 
@@ -224,32 +229,27 @@ class Controller:
             raise faults.VmmActionError(faults.LOAD_SNAPSHOT_NOT_ALLOWED)
         raise faults.VmmActionError(faults.not_implemented("snapshot loading"))
 
-    # MMDS: a JSON document with a size limit; PATCH is an RFC 7396 merge patch.
-
-    def _mmds_store(self) -> Any:
-        if self._resources.mmds_data is None:
-            if self._phase in (LifecyclePhase.RUNNING, LifecyclePhase.PAUSED):
-                raise faults.VmmActionError(faults.MMDS_NOT_INITIALIZED)
-            self._resources.mmds_data = {}
-        return self._resources.mmds_data
+    # MMDS: a JSON object with a size limit; PATCH is an RFC 7396 merge patch. Like upstream,
+    # the data store is "not initialized" until the first PUT, and GET shows it as {} then.
 
     def _get_mmds(self, _: Any) -> Any:
-        if self._resources.mmds_data is None and self._phase not in (LifecyclePhase.RUNNING, LifecyclePhase.PAUSED):
-            return {}
-        return self._mmds_store()
+        return {} if self._resources.mmds_data is None else self._resources.mmds_data
 
-    def _check_mmds_size(self, value: Any) -> None:
+    def _check_mmds(self, value: Any) -> None:
+        if not isinstance(value, dict):
+            raise faults.VmmActionError(faults.MMDS_NOT_AN_OBJECT)
         if len(json.dumps(value, separators=(",", ":"))) > self._mmds_size_limit:
             raise faults.VmmActionError(faults.MMDS_LIMIT_EXCEEDED, status=413)
 
     def _put_mmds(self, value: Any) -> None:
-        self._mmds_store()
-        self._check_mmds_size(value)
+        self._check_mmds(value)
         self._resources.mmds_data = value
 
     def _patch_mmds(self, patch: Any) -> None:
-        merged = merge_patch(self._mmds_store(), patch)
-        self._check_mmds_size(merged)
+        if self._resources.mmds_data is None:
+            raise faults.VmmActionError(faults.MMDS_NOT_INITIALIZED)
+        merged = merge_patch(self._resources.mmds_data, patch)
+        self._check_mmds(merged)
         self._resources.mmds_data = merged
 
     # Lifecycle

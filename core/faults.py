@@ -111,7 +111,8 @@ MMDS_INVALID_IFACE = (
 MMDS_INVALID_IPV4 = "MMMDS config error: The MMDS IPv4 address is not link local."
 MMDS_NOT_INITIALIZED = "MMDS error: The MMDS data store is not initialized."
 MMDS_LIMIT_EXCEEDED = "MMDS limit exceeded error: The MMDS patch request doesn't fit."
-MMDS_NOT_AN_OBJECT = "MMDS error: The MMDS data store is not an object."
+# Upstream stores any JSON value; its spec (and GET /mmds) promise an object, so petard keeps to that.
+MMDS_NOT_AN_OBJECT = "MMDS error: The MMDS contents must be a JSON object."
 
 # Balloon
 BALLOON_NOT_FOUND = "Balloon config error: No balloon device found."

@@ -179,8 +179,6 @@ class VmResources:
         if config.ipv4_address is not None and not config.ipv4_address.startswith("169.254."):
             raise faults.VmmActionError(faults.MMDS_INVALID_IPV4)
         self.mmds_config = config
-        if self.mmds_data is None:
-            self.mmds_data = {}
         self.boot_specific_configured = True
 
     def unsupported_devices(self) -> list[str]:

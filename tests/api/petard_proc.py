@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STARTED_LINE = "API server started."
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -98,9 +97,20 @@ class PetardProcess:
                 raise AssertionError(f"no {text!r} within {timeout}s:\n{self.output}")
             time.sleep(0.02)
 
-    def wait_started(self) -> "PetardProcess":
-        self.wait_for_output(STARTED_LINE)
-        return self
+    def wait_started(self, timeout: float = 30.0) -> "PetardProcess":
+        """Wait until the API answers (clients poll the socket; the log line may be filtered)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"petard exited ({self.process.returncode}) before serving:\n{self.output}")
+            try:
+                if ApiClient(self.socket_path).get("/").status == 200:
+                    return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"API not answering within {timeout}s:\n{self.output}")
+            time.sleep(0.02)
 
     @property
     def api(self) -> ApiClient:
