@@ -101,22 +101,16 @@ class Vmm:
         args = self.args
         threading.current_thread().name = "main"
         self.vmm_logger = vmm_logging.VmmLogger()
-        level = None
-        if args.level is not None:
-            from petard.api.models import level_from_str
-
-            parsed = level_from_str(args.level)
-            if parsed is None:
-                sys.stderr.write(
-                    f"Invalid value for logger level: {args.level}.Possible values: [Error, Warning, Info, Debug]\n"
-                )
-                return ExitCode.BAD_CONFIGURATION
-            level = parsed.value
+        if args.level is not None and vmm_logging.parse_level(args.level) is None:
+            sys.stderr.write(
+                f"Invalid value for logger level: {args.level}.Possible values: [Error, Warning, Info, Debug]\n"
+            )
+            return ExitCode.BAD_CONFIGURATION
         from petard.core.faults import VmmActionError
 
         try:
             self.vmm_logger.configure(
-                instance_id=args.id, log_path=args.log_path, level=level, show_level=args.show_level,
+                instance_id=args.id, log_path=args.log_path, level=args.level, show_level=args.show_level,
                 show_origin=args.show_log_origin, module=args.module,
             )
         except VmmActionError as error:
@@ -130,7 +124,7 @@ class Vmm:
 
         sock = None
         if not args.no_api:
-            from petard.api.http import SocketInUseError, bind_api_socket
+            from petard.api.unix_socket import SocketInUseError, bind_api_socket
 
             try:
                 sock = bind_api_socket(args.api_sock)

@@ -3,18 +3,14 @@
 cheroot (CherryPy's server) is a production WSGI server in pure Python: threaded (no fork,
 so the VMM state stays in this process) and HTTP/1.1 keep-alive on every response,
 including the 204s of Firecracker's PUT-heavy configuration flow (waitress closes the
-connection after each 204). It serves a socket we bind ourselves, which is how the socket
-gets upstream's rules (mode 0600, a stale file replaced, one in use refused). Every
-response carries ``Server: Firecracker API``.
+connection after each 204). It serves the socket :mod:`petard.api.unix_socket` bound.
+Every response carries ``Server: Firecracker API``.
 """
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import socket
-import stat
 import threading
 from http import HTTPStatus
 
@@ -26,42 +22,6 @@ log = vmm_logging.get("api")
 
 API_THREAD_NAME = "fc_api"  # upstream's name for its API thread, as seen in log lines
 
-
-
-class SocketInUseError(OSError):
-    pass
-
-
-def bind_api_socket(path: str) -> socket.socket:
-    """Bind and listen on ``path``; replace a stale socket file, refuse one in use."""
-    if os.path.lexists(path):
-        if stat.S_ISSOCK(os.lstat(path).st_mode) and _socket_answers(path):
-            raise SocketInUseError(errno.EADDRINUSE, wire.SOCKET_IN_USE.format(path=path))
-        if stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)
-    try:
-        sock.bind(path)
-    except OSError as error:
-        sock.close()
-        raise SocketInUseError(error.errno, wire.SOCKET_IN_USE.format(path=path)) from None
-    finally:
-        os.umask(old_umask)
-    os.chmod(path, 0o600)
-    sock.listen(128)
-    return sock
-
-
-def _socket_answers(path: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
 
 
 def create_app(dispatcher: Dispatcher, max_payload: int):

@@ -17,6 +17,7 @@ from typing import Annotated, Any, ClassVar, Optional
 import pydantic
 from pydantic import BaseModel
 
+from petard.core.logger import parse_level
 from petard.api.serde import (
     U8,
     U16,
@@ -77,15 +78,6 @@ class MmdsVersion(enum.Enum):
     V2 = "V2"
 
 
-class LevelFilter(enum.Enum):
-    Off = "Off"
-    Trace = "Trace"
-    Debug = "Debug"
-    Info = "Info"
-    Warning = "Warning"
-    Error = "Error"
-
-
 class ActionType(enum.Enum):
     FlushMetrics = "FlushMetrics"
     InstanceStart = "InstanceStart"
@@ -131,18 +123,8 @@ def _check_ipv4(text: Any) -> str | None:
     return None
 
 
-_LEVELS = {"off": "Off", "trace": "Trace", "debug": "Debug", "info": "Info", "warn": "Warning",
-           "warning": "Warning", "error": "Error"}
-
-
-def level_from_str(text: str) -> LevelFilter | None:
-    """Upstream's ``LevelFilter::from_str``: case-insensitive, ``warn`` and ``warning`` alike."""
-    name = _LEVELS.get(text.lower())
-    return LevelFilter(name) if name else None
-
-
 def _check_level(text: Any) -> str | None:
-    return None if level_from_str(text) else f"unknown variant `{text}`, expected one of `Off`, `Trace`, `Debug`, `Info`, `Warning`, `Error`"
+    return None if parse_level(text) else f"unknown variant `{text}`, expected one of `Off`, `Trace`, `Debug`, `Info`, `Warning`, `Error`"
 
 
 MacAddr = Annotated[str, CustomCheck(_check_mac)]

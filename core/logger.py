@@ -34,6 +34,15 @@ LEVELS = {
 }
 _RUST_LEVEL_NAMES = {logging.ERROR: "ERROR", logging.WARNING: "WARN", logging.INFO: "INFO",
                      logging.DEBUG: "DEBUG", 5: "TRACE", logging.CRITICAL: "ERROR"}
+_LEVEL_SPELLINGS = {"off": "Off", "trace": "Trace", "debug": "Debug", "info": "Info", "warn": "Warning",
+                    "warning": "Warning", "error": "Error"}
+
+
+def parse_level(text: str) -> str | None:
+    """Upstream's ``LevelFilter::from_str``: case-insensitive, ``warn`` and ``warning`` alike."""
+    return _LEVEL_SPELLINGS.get(text.lower())
+
+
 # Python names its first thread MainThread; upstream's is "main".
 _THREAD_NAMES = {"MainThread": "main"}
 
@@ -125,7 +134,7 @@ class VmmLogger:
         with self._lock:
             if instance_id is not None:
                 self.instance_id = instance_id
-            self.level = level or DEFAULT_LEVEL
+            self.level = parse_level(level) if level else DEFAULT_LEVEL
             if target is not None:
                 self._handler.target = target
             if show_level is not None:
