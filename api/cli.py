@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--version", action="store_true", help="Print the binary version number.")
     add("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
         help="vCPU backend: kvm (aarch64 host with /dev/kvm) or unicorn (CPU emulation, any host).")
+    add("--gic-version", type=int, choices=(2, 3),
+        help="Interrupt controller for the guest: 3 (default) or 2 (GICv2, as on hosts without GICv3).")
     return parser
 
 
@@ -148,7 +150,7 @@ class Vmm:
         self.controller = Controller(
             instance_id=args.id,
             vmm_version=wire.FIRECRACKER_VERSION,
-            starter=make_starter(args.backend, boot_timer=args.boot_timer),
+            starter=make_starter(args.backend, boot_timer=args.boot_timer, gic_version=args.gic_version),
             vmm_logger=self.vmm_logger,
             metrics=self.metrics,
             mmds_size_limit=args.mmds_size_limit or args.http_api_max_payload_size,

@@ -1,23 +1,134 @@
-"""Starting a machine for the controller: pick the backend, build, run it on its own thread.
+"""Starting the machine for the controller: resources become a MachineSpec, then a running Vm.
 
-Placeholder wiring until the machine builder lands: it reports why the chosen backend
-cannot start.
+:func:`make_starter` returns the controller's :class:`~petard.core.controller.MachineStarter`.
+At InstanceStart it builds the command line with upstream's appends, lists the legacy
+devices in upstream's order (serial only when the command line has ``console=``, then the
+RTC; the boot timer under ``--boot-timer``), builds the machine on the chosen backend and
+runs it on a vCPU thread. When the guest powers off or resets, or the backend fails, the
+exit is logged as upstream does and reported to the controller with the process exit code.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
-from petard.core import faults
-from petard.core.backend import UnknownBackendError, get_backend
+from petard.core import faults, layout
+from petard.core import logger as vmm_logging
+from petard.core.backend import ExitReason, VmExit
+from petard.core.boot.cmdline import KernelCmdlineError, guest_cmdline
+from petard.core.console import HostConsole
+from petard.core.device import DevicePlacement
+from petard.core.exit_codes import ExitCode
+from petard.core.resources import VmResources
+
+log = vmm_logging.get("vmm")
+
+VCPU_THREAD_NAME = "fc_vcpu 0"
+DEFAULT_GIC_VERSION = 3
+
+_EXIT_LINES = {
+    ExitReason.POWER_OFF: "Guest powered off (PSCI SYSTEM_OFF).",
+    ExitReason.RESET: "Guest requested a reset (PSCI SYSTEM_RESET); like Firecracker, petard stops.",
+    ExitReason.STOPPED: "The VMM stopped the guest.",
+}
 
 
-def make_starter(backend_name: str, boot_timer: bool = False):
-    def start(resources, on_exit: Callable[[int], None]):
+def exit_code_for(vm_exit: VmExit) -> int:
+    """Upstream ends with 0 on guest power-off and reset; a failure is a generic error."""
+    return ExitCode.GENERIC_ERROR if vm_exit.reason is ExitReason.FATAL_ERROR else ExitCode.OK
+
+
+class RunningMachine:
+    """A built machine running on its vCPU thread; what the controller pauses and resumes."""
+
+    def __init__(self, machine, on_exit: Callable[[int], None], console: HostConsole | None):
+        self.machine = machine
+        self._on_exit = on_exit
+        self._console = console
+        self._thread = threading.Thread(target=self._run, name=VCPU_THREAD_NAME, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def pause(self) -> None:
+        self.machine.vm.pause()
+
+    def resume(self) -> None:
+        self.machine.vm.resume()
+
+    def stop(self) -> None:
+        self.machine.vm.stop()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
         try:
-            get_backend(backend_name)
-        except (UnknownBackendError, RuntimeError) as error:
+            vm_exit = self.machine.run()
+        except Exception as error:  # the backend itself broke: report, never hang the process
+            log.exception("The vCPU loop failed")
+            vm_exit = VmExit(ExitReason.FATAL_ERROR, f"vCPU loop failed: {error}")
+        finally:
+            if self._console is not None:
+                self._console.restore()
+        if vm_exit.reason is ExitReason.FATAL_ERROR:
+            log.error("The guest or the emulator failed: %s", vm_exit.describe())
+        else:
+            log.info(_EXIT_LINES[vm_exit.reason])
+        log.info("Vmm is stopping.")
+        try:
+            self.machine.close()
+        finally:
+            self._on_exit(exit_code_for(vm_exit))
+
+
+def machine_devices(resources: VmResources, has_console: bool,
+                    console: HostConsole | None) -> list[DevicePlacement]:
+    """The legacy devices, in upstream's order (each takes the next free GSI)."""
+    devices = []
+    if has_console:
+        serial_out = resources.serial.serial_out_path if resources.serial is not None else None
+        options = {"output": serial_out}
+        if console is not None and console.input_fd is not None:
+            options["input"] = console.input_fd
+        devices.append(DevicePlacement("serial", "serial", layout.SERIAL_START, options=options))
+    devices.append(DevicePlacement("rtc", "rtc", layout.RTC_START))
+    return devices
+
+
+def make_starter(backend_name: str, *, boot_timer: bool = False, gic_version: int | None = None,
+                 attach_console: bool = True):
+    """The controller's machine starter for one backend and the process-wide flags."""
+
+    def start(resources: VmResources, on_exit: Callable[[int], None]) -> RunningMachine:
+        from petard.core.machine import Machine, MachineSpec
+
+        boot_source = resources.boot_source
+        try:
+            cmdline = guest_cmdline(boot_source.boot_args)
+        except KernelCmdlineError as error:
+            raise faults.VmmActionError(faults.start_error(f"Invalid kernel command line: {error}")) from None
+        console = HostConsole.for_stdin() if attach_console and cmdline.has_console() else None
+        spec = MachineSpec(
+            kernel_path=boot_source.kernel_image_path,
+            initrd_path=boot_source.initrd_path,
+            cmdline=str(cmdline),
+            vcpu_count=resources.machine.vcpu_count,
+            mem_size_mib=resources.machine.mem_size_mib,
+            gic_version=gic_version or DEFAULT_GIC_VERSION,
+            devices=machine_devices(resources, cmdline.has_console(), console),
+            boot_timer=boot_timer,
+            backend=backend_name,
+        )
+        try:
+            machine = Machine.build(spec)
+        except Exception as error:
+            if console is not None:
+                console.restore()
             raise faults.VmmActionError(faults.start_error(str(error))) from None
-        raise faults.VmmActionError(faults.start_error("the machine builder is not available yet"))
+        running = RunningMachine(machine, on_exit, console)
+        if console is not None:
+            console.make_raw()
+        running.start()
+        return running
 
     return start
