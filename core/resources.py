@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from petard.core import faults
+from petard.core.boot.cmdline import KernelCmdlineError, boot_cmdline
 
 DEFAULT_VCPU_COUNT = 1
 DEFAULT_MEM_SIZE_MIB = 128
@@ -119,6 +120,10 @@ class VmResources:
             error = check_readable(boot_source.initrd_path)
             if error:
                 raise faults.VmmActionError(faults.initrd_file_error(error))
+        try:
+            boot_cmdline(boot_source.boot_args)
+        except KernelCmdlineError as error:
+            raise faults.VmmActionError(faults.kernel_cmdline_error(str(error))) from None
         self.boot_source = boot_source
         self.boot_specific_configured = True
 

@@ -177,6 +177,8 @@ def test_boot_source_file_checks(vmm, kernel_file, tmp_path):
                            "invalid permissions. No such file or directory (os error 2)")
     assert vmm.api.put("/boot-source", {"kernel_image_path": kernel_file, "initrd_path": None,
                                         "boot_args": None}).status == 204
+    reply = vmm.api.put("/boot-source", {"kernel_image_path": kernel_file, "boot_args": "a" * 2048})
+    assert reply.fault == "Boot source error: The kernel command line is invalid: Invalid cmdline capacity provided."
 
 
 def test_drive_rules(vmm, tmp_path):
