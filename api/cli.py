@@ -72,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INSTANCE_ID_MAX_LEN = 64
+
+
+def instance_id_error(instance_id: str) -> str | None:
+    """Upstream's ``validate_instance_id``: 1-64 characters, alphanumeric or '-'."""
+    if not 1 <= len(instance_id) <= INSTANCE_ID_MAX_LEN:
+        return f"length {len(instance_id)} is not between 1 and {INSTANCE_ID_MAX_LEN}"
+    for position, char in enumerate(instance_id):
+        if not (char == "-" or char.isalnum()):
+            return f"invalid character {char!r} at position {position}"
+    return None
+
+
 def version_text() -> str:
     return f"Firecracker v{wire.FIRECRACKER_VERSION}\n\npetard {PETARD_VERSION}"
 
@@ -85,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.OK
     if args.no_api and not args.config_file:
         build_parser().error("--no-api requires --config-file")
+    id_error = instance_id_error(args.id)
+    if id_error:
+        build_parser().error(f"Invalid instance ID: {id_error}")
     if args.seccomp_filter and args.no_seccomp:
         build_parser().error("--seccomp-filter and --no-seccomp are mutually exclusive")
     return Vmm(args, started_ns, started_cpu_ns).run()

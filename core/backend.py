@@ -88,6 +88,10 @@ class DeviceEventSource(Protocol):
     def run_due(self) -> None:
         """Run every callback whose time has come."""
 
+    def set_wakeup(self, wakeup) -> None:
+        """Install what to call (from any thread) when new work is posted: the backend
+        passes a function that cuts its idle wait short."""
+
 
 @dataclass
 class MachineDescription:
@@ -98,6 +102,9 @@ class MachineDescription:
     gic: GicDescription
     boot: BootRegisters
     device_events: DeviceEventSource | None = None
+    # Where the kernel image was loaded (base, size): lets an emulating backend find spin-wait
+    # instructions in it (see backends/unicorn/smp.py). None when not known.
+    kernel_region: tuple[int, int] | None = None
 
 
 class Vm(abc.ABC):

@@ -1,1 +1,18 @@
 """The Unicorn backend: aarch64 guests emulated by Unicorn, on any host.
+
+Modules, one job each: `cpu` (engine creation, firmware-level register set-up),
+`syndrome` (exception syndrome recovery + start-up self-test), `exception_entry`
+(entering the guest's vector table), `timer` (generic timer behind the MSR hook),
+`gic_state`/`gic_registers`/`gic_common`/`gicv2`/`gicv3` (emulated interrupt
+controllers), `psci` (firmware calls), `idle_exit` (learned idle-loop stop point),
+`guest_va` (guest page-table walks), `fatal` (failure reports), `vcpu` (one engine and
+its safe stop points), `smp` (cross-engine coherence and spin-wait yielding, only with
+several vCPUs), `vm` (round-robin loop, pause/resume), `backend` (the `Backend`
+implementation).
+"""
+
+from .backend import UnicornBackend
+
+BACKEND_CLASS = UnicornBackend
+
+__all__ = ["UnicornBackend", "BACKEND_CLASS"]

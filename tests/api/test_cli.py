@@ -34,6 +34,9 @@ def test_argument_errors_exit_153():
     assert run_petard("--no-api").returncode == 153  # --no-api needs --config-file
     assert run_petard("--bogus-flag").returncode == 153
     assert run_petard("--backend", "qemu").returncode == 153
+    result = run_petard("--id", "bad:id")
+    assert result.returncode == 153 and "Invalid instance ID" in result.stderr
+    assert run_petard("--id", "x" * 65).returncode == 153
 
 
 def test_bad_log_level_exits_152(tmp_path):
@@ -112,3 +115,23 @@ def test_config_file_with_api_keeps_serving_after_a_failed_start(tmp_path):
         assert "Configuration for VMM from one single json failed" in process.output
     finally:
         process.stop()
+
+
+def test_metadata_seeds_mmds(tmp_path):
+    """--metadata puts its JSON in MMDS before the configuration is applied."""
+    metadata = tmp_path / "metadata.json"
+    metadata.write_text(json.dumps({"latest": {"meta-data": {"instance-id": "i-1"}}}))
+    kernel = tmp_path / "not-a-kernel"
+    kernel.write_bytes(b"\0" * 4096)
+    config = tmp_path / "vm.json"
+    config.write_text(json.dumps({"boot-source": {"kernel_image_path": str(kernel)}, "drives": []}))
+    result = run_petard("--no-api", "--config-file", str(config), "--metadata", str(metadata),
+                        "--backend", "unicorn", "--level", "Debug")
+    assert 'The API server received a Put request on "/mmds".' in result.stdout
+    # The start comes last, and a file that is not an arm64 Image fails it with a clear message.
+    assert "Configuration for VMM from one single json failed: Start microvm error:" in result.stdout
+    assert result.returncode == 1
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    result = run_petard("--no-api", "--config-file", str(config), "--metadata", str(bad), "--backend", "unicorn")
+    assert result.returncode == 1 and "metadata provided not valid json" in result.stdout

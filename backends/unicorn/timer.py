@@ -1,0 +1,118 @@
+"""The arm64 generic timer of one vCPU, emulated behind the MSR hook.
+
+Unicorn counts CNTVCT/CNTPCT from the host's monotonic clock (62.5 MHz, 16 ns per tick) but
+discards guest writes to the timer registers and never raises the timer interrupt. This
+module emulates writes to CNTV_/CNTP_ CTL/CVAL/TVAL, keeps the registers Unicorn shows the
+guest (CTL.ISTATUS, CVAL) up to date with raw writes, and computes the PPI levels.
+"""
+
+import time
+
+from unicorn import Uc
+
+from petard.core.arch import gic, sysregs
+from petard.core.arch.sysregs import SysReg
+
+from . import cpu
+
+COUNTER_FREQUENCY_HZ = 62_500_000       # what Unicorn's CNTFRQ_EL0 reports
+NANOSECONDS_PER_TICK = 1_000_000_000 // COUNTER_FREQUENCY_HZ
+_U64 = (1 << 64) - 1
+
+
+def counter_now() -> int:
+    """The value the guest reads from CNTVCT_EL0 / CNTPCT_EL0 right now."""
+    return time.monotonic_ns() // NANOSECONDS_PER_TICK
+
+
+def ticks_to_monotonic_ns(ticks: int) -> int:
+    return ticks * NANOSECONDS_PER_TICK
+
+
+def _signed32(value: int) -> int:
+    value &= 0xFFFF_FFFF
+    return value - (1 << 32) if value & 0x8000_0000 else value
+
+
+class _Channel:
+    __slots__ = ("name", "intid", "ctl_reg", "cval_reg", "ctl", "cval", "level")
+
+    def __init__(self, name: str, intid: int, ctl_reg: SysReg, cval_reg: SysReg):
+        self.name = name
+        self.intid = intid
+        self.ctl_reg = ctl_reg
+        self.cval_reg = cval_reg
+        self.ctl = 0
+        self.cval = 0
+        self.level = False
+
+    def fired(self, now: int) -> bool:
+        return bool(self.ctl & sysregs.CNT_CTL_ENABLE) and now >= self.cval
+
+
+class GenericTimer:
+    def __init__(self):
+        self.virtual = _Channel("virtual", gic.INTID_VIRT_TIMER,
+                                sysregs.CNTV_CTL_EL0, sysregs.CNTV_CVAL_EL0)
+        self.physical = _Channel("physical", gic.INTID_NONSECURE_PHYS_TIMER,
+                                 sysregs.CNTP_CTL_EL0, sysregs.CNTP_CVAL_EL0)
+        self.channels = (self.virtual, self.physical)
+        # MSR target -> (channel, what)
+        self.write_targets = {
+            sysregs.CNTV_CTL_EL0: (self.virtual, "ctl"),
+            sysregs.CNTV_CVAL_EL0: (self.virtual, "cval"),
+            sysregs.CNTV_TVAL_EL0: (self.virtual, "tval"),
+            sysregs.CNTP_CTL_EL0: (self.physical, "ctl"),
+            sysregs.CNTP_CVAL_EL0: (self.physical, "cval"),
+            sysregs.CNTP_TVAL_EL0: (self.physical, "tval"),
+        }
+        self.write_count = 0
+
+    def handles(self, reg: tuple) -> bool:
+        return reg in self.write_targets
+
+    def write(self, uc: Uc, reg: tuple, value: int) -> tuple[int, bool]:
+        """Emulate a guest MSR to a timer register; returns the channel's (intid, level)."""
+        self.write_count += 1
+        channel, what = self.write_targets[reg]
+        if what == "ctl":
+            channel.ctl = value & (sysregs.CNT_CTL_ENABLE | sysregs.CNT_CTL_IMASK)
+        elif what == "cval":
+            channel.cval = value & _U64
+            cpu.write_sysreg(uc, channel.cval_reg, channel.cval)
+        else:
+            channel.cval = (counter_now() + _signed32(value)) & _U64
+            cpu.write_sysreg(uc, channel.cval_reg, channel.cval)
+        return channel.intid, self._publish_status(uc, channel, counter_now())
+
+    def _publish_status(self, uc: Uc, channel: _Channel, now: int) -> bool:
+        fired = channel.fired(now)
+        status = sysregs.CNT_CTL_ISTATUS if fired else 0
+        cpu.write_sysreg(uc, channel.ctl_reg, channel.ctl | status)
+        channel.level = fired and not channel.ctl & sysregs.CNT_CTL_IMASK
+        return channel.level
+
+    def update(self, uc: Uc) -> list[tuple[int, bool]]:
+        """Recompute ISTATUS and the interrupt levels; returns (intid, level) per channel."""
+        now = counter_now()
+        levels = []
+        for channel in self.channels:
+            if channel.ctl & sysregs.CNT_CTL_ENABLE:
+                was = channel.level
+                fired_before = channel.fired(now)
+                if fired_before or was:
+                    self._publish_status(uc, channel, now)
+            else:
+                channel.level = False
+            levels.append((channel.intid, channel.level))
+        return levels
+
+    def next_deadline_ns(self) -> int | None:
+        """Monotonic ns at which an enabled, unmasked channel will fire (None: never)."""
+        deadline = None
+        for channel in self.channels:
+            if channel.ctl & sysregs.CNT_CTL_ENABLE and not channel.ctl & sysregs.CNT_CTL_IMASK \
+                    and not channel.level:
+                at = ticks_to_monotonic_ns(channel.cval)
+                deadline = at if deadline is None else min(deadline, at)
+        return deadline

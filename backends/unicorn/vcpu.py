@@ -1,0 +1,361 @@
+"""One emulated vCPU: a Unicorn engine on the shared guest RAM, its hooks, and one run slice.
+
+Execution only ever stops at *safe points* (never `emu_stop` from another thread or from an
+MMIO callback, both of which make Unicorn re-execute instructions):
+  * the MSR hook, when the slice deadline has passed (the MSR is not executed and re-runs),
+  * a block hook bounded to EL0 addresses (installed once the kernel runs at its high VA),
+  * "daif trick": with an interrupt wanted, a guest `msr daif, xN` that unmasks IRQs is
+    performed here and emulation stops right after it,
+  * the learned idle exit (see idle_exit.py),
+  * WFI, which makes `emu_start` return by itself.
+At a slice boundary the vCPU loop updates the timer, injects a pending IRQ if PSTATE.I is
+clear, and otherwise marks the interrupt as wanted.
+
+Synchronous exceptions arrive in one UC_HOOK_INTR callback and are entered into the guest's
+vector table here (HVC goes to PSCI, undefined-instruction traps of ICC_* reads to the GIC).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from unicorn import (UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED,
+                     UC_MEM_FETCH_UNMAPPED, UC_PROT_ALL, UcError)
+from unicorn import arm64_const as uc_arm64
+
+from petard.core.arch import insn as a64
+from petard.core.arch import pstate as ps
+from petard.core.arch import sysregs
+from petard.core.arch.sysregs import SysReg, is_icc_el1_register
+from petard.core.backend import VmExit
+
+from . import cpu, qemu_exceptions
+from .exception_entry import ExceptionKind, UnsupportedExceptionSource, enter_exception
+from .fatal import fatal_exit
+from .guest_va import TranslationFault
+from .idle_exit import IdleExitLearner
+from .timer import GenericTimer
+
+if TYPE_CHECKING:
+    from .vm import UnicornVm
+
+RUN_FOREVER = (1 << 64) - 1
+# Addresses below this are EL0 (TTBR0) virtual addresses.
+_USER_VA_END = 0x0000_FFFF_FFFF_FFFF
+_KERNEL_VA_START = 0xFFFF_0000_0000_0000
+_DAIF = tuple(sysregs.DAIF)
+
+
+class PowerState(enum.Enum):
+    OFF = "off"
+    ON_PENDING = "on-pending"       # PSCI CPU_ON accepted, starts at its next turn
+    ON = "on"
+
+
+class UnicornVcpu:
+    def __init__(self, vm: UnicornVm, index: int, mpidr: int):
+        self.vm = vm
+        self.index = index
+        self.mpidr = mpidr
+        self.uc = cpu.create_engine()
+        self.power = PowerState.OFF
+        self.pending_entry: tuple[int, int, int] | None = None   # (entry PA, x0, PSTATE)
+        self.timer = GenericTimer()
+        self.halted = False             # stopped at WFI, waiting for an interrupt
+        self.irq_wanted = False         # stop at the next point where IRQs get unmasked
+        self.stop_deadline_ns = 0       # safe points stop once monotonic time reaches this
+        self.stopped_by_vmm = False
+        self.exit: VmExit | None = None
+        self.user_block_hook_installed = False
+        # SMP only (see smp.py)
+        self.coherence = None
+        self.spin_hooks_installed = False
+        self.slice_start_pc = 0
+        self.spin_passed_start = False
+        self.stats: Counter[str] = Counter()
+        self.idle_exit = IdleExitLearner(self)
+        self._setup()
+
+    # --- set-up ------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        uc, vm = self.uc, self.vm
+        memory = vm.memory
+        uc.mem_map_ptr(memory.base, memory.size, UC_PROT_ALL, memory.host_address)
+        for region in vm.mmio_bus.regions():
+            uc.mmio_map(region.base, region.size,
+                        _bus_read(region, self.stats), None, _bus_write(region, self.stats), None)
+        for region in vm.gic.mmio_regions():
+            uc.mmio_map(region.base, region.size,
+                        _gic_read(region.read), self.index, _gic_write(region.write), self.index)
+        # Accesses to unmapped physical addresses (outside RAM) behave like KVM's unhandled
+        # MMIO: the bus logs them and reads return 0. Bounded so that RAM keeps its fast path.
+        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None, 0, memory.base - 1)
+        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None, memory.end, RUN_FOREVER)
+        uc.hook_add(UC_HOOK_INTR, self._on_exception)
+        uc.hook_add(UC_HOOK_INSN, self._on_msr, None, 1, 0, uc_arm64.UC_ARM64_INS_MSR)
+        cpu.configure_firmware_state(uc, self.mpidr)
+
+    def _on_unmapped(self, uc, access, address, size, value, _user_data) -> bool:
+        if access == UC_MEM_FETCH_UNMAPPED:
+            return False                # executing from nowhere: a fatal error
+        page = address & ~0xFFF
+        self.stats["unmapped-page-maps"] += 1
+        bus = self.vm.mmio_bus
+        uc.mmio_map(page, 0x1000,
+                    lambda _uc, offset, sz, _ud: bus.read(page + offset, sz), None,
+                    lambda _uc, offset, sz, val, _ud: bus.write(page + offset, sz, val), None)
+        return True
+
+    def power_on(self, entry: int, x0: int, pstate: int = ps.BOOT_PSTATE) -> None:
+        """Start at `entry` with x0 at this vCPU's next turn (boot, PSCI CPU_ON)."""
+        self.pending_entry = (entry, x0, pstate)
+        self.power = PowerState.ON_PENDING
+
+    def power_off(self) -> None:
+        self.power = PowerState.OFF
+        self.halted = False
+
+    def _start_pending(self) -> None:
+        entry, x0, pstate = self.pending_entry
+        self.pending_entry = None
+        uc = self.uc
+        cpu.write_sysreg(uc, sysregs.SCTLR_EL1, sysregs.SCTLR_EL1_RESET)
+        cpu.set_entry_state(uc, entry, pstate, x0)
+        uc.ctl_flush_tb()
+        self.halted = False
+        self.power = PowerState.ON
+
+    # --- the run slice -----------------------------------------------------------------
+
+    def run_slice(self, slice_ns: int) -> None:
+        """Run until the next safe stop after `slice_ns`, WFI, or an exit."""
+        if self.power is PowerState.ON_PENDING:
+            self._start_pending()
+        self.update_timer()
+        self._deliver_interrupt()
+        uc = self.uc
+        smp = self.vm.smp
+        if smp is not None:
+            smp.before_slice(self)
+        self.stopped_by_vmm = False
+        self.stop_deadline_ns = time.monotonic_ns() + slice_ns
+        pc = uc.reg_read(cpu.PC)
+        self.slice_start_pc = pc
+        self.spin_passed_start = False
+        self.stats["slices"] += 1
+        try:
+            uc.emu_start(pc, RUN_FOREVER)
+        except UcError as error:
+            if self.exit is None:
+                self.exit = fatal_exit(self, f"emulation failed: {error}")
+            return
+        except Exception as error:     # raised in a callback (e.g. the GIC model) and re-raised
+            if self.exit is None:
+                self.exit = fatal_exit(self, f"internal error during emulation: {error!r}")
+            return
+        stop_pc = uc.reg_read(cpu.PC)
+        if not self.user_block_hook_installed and stop_pc >= _KERNEL_VA_START:
+            # Only now: at reset the kernel runs at low physical addresses, which a block
+            # hook bounded to the EL0 range would slow down for nothing.
+            self._install_user_block_hook()
+        if smp is not None and not self.spin_hooks_installed and stop_pc >= _KERNEL_VA_START:
+            smp.install_spin_hooks(self, stop_pc)
+        if self.exit is not None or self.stopped_by_vmm or self.power is not PowerState.ON:
+            return
+        self._after_natural_return()
+
+    def _after_natural_return(self) -> None:
+        """emu_start returned on its own: WFI (Unicorn returns after executing it)."""
+        uc = self.uc
+        pc = uc.reg_read(cpu.PC)
+        try:
+            word = self.vm.instructions.fetch(uc, pc - a64.INSN_SIZE)
+        except TranslationFault:
+            word = None
+        if word != a64.WFI:
+            self.stats["unexplained-returns"] += 1
+            return
+        self.stats["wfi"] += 1
+        self.halted = True
+        if uc.reg_read(cpu.PSTATE) & ps.PSTATE_I:
+            # Linux idles with IRQs masked and unmasks with `msr daifclr` (not hookable):
+            # learn where that happens so we can stop there when an interrupt is pending.
+            self.idle_exit.learn(pc)
+
+    def wake_if_interrupted(self) -> bool:
+        """For a halted vCPU: an interrupt (even masked by PSTATE) ends WFI."""
+        self.update_timer()
+        if self.vm.gic.irq_signalled(self.index):
+            self.halted = False
+            self.irq_wanted = True
+            return True
+        return False
+
+    def update_timer(self) -> None:
+        gic = self.vm.gic
+        for intid, level in self.timer.update(self.uc):
+            gic.set_ppi_level(self.index, intid, level)
+
+    def _deliver_interrupt(self) -> None:
+        if not self.vm.gic.irq_signalled(self.index):
+            self.irq_wanted = False
+            return
+        uc = self.uc
+        if uc.reg_read(cpu.PSTATE) & ps.PSTATE_I:
+            self.irq_wanted = True
+            return
+        try:
+            enter_exception(uc, ExceptionKind.IRQ, uc.reg_read(cpu.PC))
+        except UnsupportedExceptionSource as error:
+            self.exit = fatal_exit(self, str(error))
+            return
+        self.irq_wanted = False
+        self.stats["irqs-injected"] += 1
+
+    def request_stop(self) -> None:
+        """Ask for a stop at the next safe point (any thread)."""
+        self.stop_deadline_ns = 0
+
+    def _install_user_block_hook(self) -> None:
+        self.uc.hook_add(UC_HOOK_BLOCK, self._on_user_block, None, 0, _USER_VA_END)
+        self.user_block_hook_installed = True
+
+    # --- hooks -------------------------------------------------------------------------
+
+    def _stop(self) -> None:
+        self.stopped_by_vmm = True
+        self.uc.emu_stop()
+
+    def _on_user_block(self, uc, _address, _size, _user_data) -> None:
+        if time.monotonic_ns() >= self.stop_deadline_ns:
+            self.stats["el0-preemptions"] += 1
+            self._stop()
+
+    def _on_msr(self, uc, _reg, cp, _user_data) -> bool:
+        try:
+            key = (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
+            self.stats["msr-hook"] += 1
+            if key == _DAIF:
+                if self.irq_wanted and not cp.val & ps.PSTATE_I:
+                    self._perform_daif_write_and_stop(cp.val)
+                    return True
+            elif self.timer.handles(key):
+                # The new level reaches the GIC at once: the guest's IRQ handler EOIs right
+                # after reprogramming the timer and must not see the old level again.
+                intid, level = self.timer.write(uc, key, cp.val)
+                self.vm.gic.set_ppi_level(self.index, intid, level)
+                return self._skip_instruction(uc)
+            elif is_icc_el1_register(key):
+                if self.vm.gic.sysreg_write(self.index, SysReg(*key), cp.val):
+                    return self._skip_instruction(uc)
+            if time.monotonic_ns() >= self.stop_deadline_ns:
+                self.stats["msr-deadline-stops"] += 1
+                self._stop()
+            return False
+        except Exception as error:      # never let an exception unwind through Unicorn
+            self.exit = fatal_exit(self, f"internal error in MSR hook: {error!r}")
+            self._stop()
+            return False
+
+    @staticmethod
+    def _skip_instruction(uc) -> bool:
+        """Make the hooked MSR a no-op. Returning True alone is not enough: for registers
+        Unicorn does not know (ICC_*) it re-executes the MSR unless PC is moved on."""
+        uc.reg_write(cpu.PC, uc.reg_read(cpu.PC) + a64.INSN_SIZE)
+        return True
+
+    def _perform_daif_write_and_stop(self, value: int) -> None:
+        uc = self.uc
+        pstate, pc = uc.reg_read_batch([cpu.PSTATE, cpu.PC])
+        uc.reg_write(cpu.PSTATE, (pstate & ~ps.PSTATE_DAIF_MASK) | (value & ps.PSTATE_DAIF_MASK))
+        cpu.rebuild_cached_flags(uc)
+        uc.reg_write(cpu.PC, pc + a64.INSN_SIZE)
+        self.stats["daif-unmask-stops"] += 1
+        self._stop()
+
+    def _on_exception(self, uc, intno, _user_data) -> None:
+        try:
+            self.stats[f"exception-{intno}"] += 1
+            if intno == qemu_exceptions.EXCP_HVC:
+                self.vm.psci.call(self)
+            elif intno == qemu_exceptions.EXCP_SMC:
+                uc.reg_write(cpu.X_REGISTERS[0], (1 << 64) - 1)    # NOT_SUPPORTED
+            elif intno == qemu_exceptions.EXCP_UDEF and self._emulate_icc_read():
+                pass
+            elif intno in (qemu_exceptions.EXCP_SWI, qemu_exceptions.EXCP_UDEF,
+                           qemu_exceptions.EXCP_PREFETCH_ABORT,
+                           qemu_exceptions.EXCP_DATA_ABORT, qemu_exceptions.EXCP_BKPT):
+                details = self.vm.exception_details.read(uc)
+                is_abort = intno in (qemu_exceptions.EXCP_PREFETCH_ABORT,
+                                     qemu_exceptions.EXCP_DATA_ABORT)
+                enter_exception(uc, ExceptionKind.SYNCHRONOUS, uc.reg_read(cpu.PC),
+                                details.syndrome, details.fault_address if is_abort else None)
+            else:
+                self.exit = fatal_exit(self, f"unexpected exception {intno} from the emulator")
+                self._stop()
+                return
+            # Exceptions are safe stop points too (busy loops of HVC calls, page faults).
+            if time.monotonic_ns() >= self.stop_deadline_ns:
+                self.stats["exception-deadline-stops"] += 1
+                self._stop()
+        except UnsupportedExceptionSource as error:
+            self.exit = fatal_exit(self, str(error))
+            self._stop()
+        except Exception as error:
+            self.exit = fatal_exit(self, f"internal error in exception hook: {error!r}")
+            self._stop()
+
+    def _emulate_icc_read(self) -> bool:
+        """An MRS of an ICC_* register (absent from Unicorn's A57): emulate it, skip it."""
+        uc = self.uc
+        pc = uc.reg_read(cpu.PC)
+        try:
+            access = a64.decode_sysreg_access(self.vm.instructions.fetch(uc, pc))
+        except TranslationFault:
+            return False
+        if access is None or not access.is_read:
+            return False
+        value = self.vm.gic.sysreg_read(self.index, access.reg)
+        if value is None:
+            return False
+        if access.rt != a64.ZERO_REGISTER:
+            uc.reg_write(cpu.X_REGISTERS[access.rt], value)
+        uc.reg_write(cpu.PC, pc + a64.INSN_SIZE)
+        self.stats["icc-reads"] += 1
+        return True
+
+    def registers(self) -> dict[str, int]:
+        return cpu.general_registers(self.uc)
+
+
+def _bus_read(region, stats):
+    read = region.read
+
+    def on_read(_uc, offset, size, _user_data):
+        stats["mmio-device"] += 1
+        return read(offset, size)
+    return on_read
+
+
+def _bus_write(region, stats):
+    write = region.write
+
+    def on_write(_uc, offset, size, value, _user_data):
+        stats["mmio-device"] += 1
+        write(offset, size, value)
+    return on_write
+
+
+def _gic_read(handler):
+    return lambda _uc, offset, size, cpu_index: handler(cpu_index, offset, size)
+
+
+def _gic_write(handler):
+    def on_write(_uc, offset, size, value, cpu_index):
+        handler(cpu_index, offset, size, value)
+    return on_write
+
