@@ -70,7 +70,8 @@ class ApiClient:
 class PetardProcess:
     """``python -m petard`` with a socket and a log file under ``workdir``."""
 
-    def __init__(self, workdir: Path, *extra_args: str, api: bool = True, env: dict | None = None):
+    def __init__(self, workdir: Path, *extra_args: str, api: bool = True, env: dict | None = None,
+                 stdin: Any = subprocess.DEVNULL):
         self.workdir = workdir
         self.socket_path = str(workdir / "fc.sock")
         self.output_path = workdir / "petard.out"
@@ -79,7 +80,7 @@ class PetardProcess:
             args[3:3] = ["--api-sock", self.socket_path]
         self._output = open(self.output_path, "wb")
         self.process = subprocess.Popen(
-            args, stdout=self._output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            args, stdout=self._output, stderr=subprocess.STDOUT, stdin=stdin,
             cwd=workdir, env={**os.environ, **(env or {})},
         )
         self._client: ApiClient | None = None
