@@ -52,7 +52,10 @@ class RunningMachine:
         self._thread.start()
 
     def pause(self) -> None:
-        self.machine.vm.pause()
+        try:
+            self.machine.vm.pause()
+        except TimeoutError as error:  # the guest ran on without reaching a safe stop point
+            raise faults.VmmActionError(f"Internal VMM error: the microVM could not be paused: {error}") from None
 
     def resume(self) -> None:
         self.machine.vm.resume()
