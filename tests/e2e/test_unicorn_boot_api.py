@@ -45,14 +45,14 @@ def test_serial_out_path_and_boot_timer(spawn, guest, tmp_path):
     assert MARKER not in vmm.output  # the console went to the file, not to stdout
 
 
-def test_interactive_console_rtc_pause_resume(spawn, guest, tmp_path):
+def test_interactive_console_rtc_pause_resume_boot_timer_reboot(spawn, guest, tmp_path):
     """Guest input through a FIFO on stdin (as upstream: only a tty or FIFO feeds the guest)."""
     fifo = tmp_path / "console.in"
     os.mkfifo(fifo)
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     writer = os.open(fifo, os.O_WRONLY)
     try:
-        vmm = spawn("--backend", "unicorn", stdin=reader)
+        vmm = spawn("--backend", "unicorn", "--boot-timer", stdin=reader)
         os.close(reader)
         configure(vmm, guest, "console=ttyS0 reboot=k panic=1")
         assert vmm.api.put("/actions", {"action_type": "InstanceStart"}).status == 204
@@ -73,8 +73,14 @@ def test_interactive_console_rtc_pause_resume(spawn, guest, tmp_path):
         assert vmm.api.get("/").json()["state"] == "Running"
         vmm.wait_for_output("AFTER-42", timeout=60)
 
-        os.write(writer, b"poweroff\n")
+        # The boot-timer device: the guest writes 123 at 0x4000_0000, petard logs upstream's line.
+        os.write(writer, b"devmem 0x40000000 8 123\n")
+        vmm.wait_for_output("Guest-boot-time = ", timeout=60)
+
+        # A guest reboot ends the process like a power-off, as upstream.
+        os.write(writer, b"reboot\n")
         assert vmm.wait_exit(timeout=60) == 0
+        assert "Guest requested a reset (PSCI SYSTEM_RESET)" in vmm.output
     finally:
         os.close(writer)
 
