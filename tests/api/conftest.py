@@ -1,24 +1,8 @@
-"""Fixtures for API tests: a real petard process per test, on a real Unix socket."""
+"""Fixtures for API tests: a petard process per test, nothing configured."""
 
 from __future__ import annotations
 
 import pytest
-
-from petard_proc import PetardProcess
-
-
-@pytest.fixture
-def spawn(tmp_path):
-    processes: list[PetardProcess] = []
-
-    def start(*args: str, wait: bool = True, **kwargs) -> PetardProcess:
-        process = PetardProcess(tmp_path, *args, **kwargs)
-        processes.append(process)
-        return process.wait_started() if wait else process
-
-    yield start
-    for process in processes:
-        process.stop()
 
 
 @pytest.fixture
