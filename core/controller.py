@@ -13,6 +13,7 @@ The controller knows no backend: starting the machine is delegated to a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import threading
@@ -114,7 +115,7 @@ class Controller:
             Action.START_FREE_PAGE_HINTING: self._no_balloon,
             Action.GET_FREE_PAGE_HINTING_STATUS: self._no_balloon,
             Action.STOP_FREE_PAGE_HINTING: self._no_balloon,
-            Action.UPDATE_BLOCK_DEVICE: self._device_not_found,
+            Action.UPDATE_BLOCK_DEVICE: self._update_block_device,
             Action.UPDATE_NETWORK_INTERFACE: self._device_not_found,
             Action.UPDATE_MACHINE_CONFIGURATION: self._resources.update_machine,
             Action.HOT_UNPLUG_DEVICE: self._pci_not_enabled,
@@ -191,6 +192,33 @@ class Controller:
             raise faults.VmmActionError(faults.not_implemented(what))
 
         return refuse
+
+    def _update_block_device(self, update: Any) -> None:
+        """PATCH /drives/{id} after boot: a new backing file and/or rate limiter, applied by
+        the block device on the VM's thread; the file is opened here so errors reach the caller."""
+        from petard.core.vmm import drive_device_name
+
+        position = next((i for i, d in enumerate(self._resources.drives) if d.drive_id == update.drive_id), None)
+        machine = getattr(self._machine, "machine", None)
+        if position is None or machine is None:
+            raise faults.VmmActionError(faults.DEVICE_NOT_FOUND)
+        if update.path_on_host is None and update.rate_limiter is None:
+            raise faults.VmmActionError(faults.DRIVE_UPDATE_NEEDS_BACKEND)
+        device = machine.device(drive_device_name(update.drive_id))
+        fd = None
+        if update.path_on_host is not None:
+            try:
+                fd = device.open_backing_file(update.path_on_host)
+            except OSError as error:
+                raise faults.VmmActionError(faults.drive_update_error(error, update.path_on_host)) from None
+        device.ctx.clock.call_soon_threadsafe(
+            lambda: device.update(fd=fd, path=update.path_on_host, rate_limiter=update.rate_limiter,
+                                  replace_limiter=update.rate_limiter is not None))
+        changes = {name: getattr(update, name) for name in ("path_on_host", "rate_limiter")
+                   if getattr(update, name) is not None}
+        drive = self._resources.drives[position]
+        self._resources.drives[position] = drive.model_copy(update=changes) if hasattr(drive, "model_copy") \
+            else dataclasses.replace(drive, **changes)
 
     @staticmethod
     def _device_not_found(_: Any) -> None:

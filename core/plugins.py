@@ -41,6 +41,8 @@ BUILTIN_PLUGINS = {
     "serial": "petard.plugins.serial",
     "rtc": "petard.plugins.rtc",
     "boot_timer": "petard.plugins.boot_timer",
+    "virtio_blk": "petard.plugins.virtio_blk",
+    "virtio_rng": "petard.plugins.virtio_rng",
 }
 
 

@@ -190,10 +190,9 @@ class VmResources:
         """Configured devices that petard cannot build yet, named as the API names them."""
         names = []
         checks = [
-            ("drives", bool(self.drives)),
+            ("drives", any(drive.path_on_host is None for drive in self.drives)),  # vhost-user
             ("network-interfaces", bool(self.network_interfaces)),
             ("vsock", self.vsock is not None),
-            ("entropy", self.entropy is not None),
             ("balloon", self.balloon is not None),
             ("mmds-config", self.mmds_config is not None),
             ("pmem", bool(self.pmem)),

@@ -16,7 +16,7 @@ from typing import Callable
 from petard.core import faults, layout
 from petard.core import logger as vmm_logging
 from petard.core.backend import ExitReason, VmExit
-from petard.core.boot.cmdline import KernelCmdlineError, guest_cmdline
+from petard.core.boot.cmdline import KernelCmdlineError, RootDevice, guest_cmdline
 from petard.core.console import HostConsole
 from petard.core.device import DevicePlacement
 from petard.core.exit_codes import ExitCode
@@ -84,10 +84,52 @@ class RunningMachine:
             self._on_exit(exit_code_for(vm_exit))
 
 
+BLOCK_DEVICE_TYPE = "virtio-blk"
+ENTROPY_DEVICE_TYPE = "virtio-rng"
+ENTROPY_DEVICE_NAME = "entropy"
+
+
+def drive_device_name(drive_id: str) -> str:
+    """The machine's name for the block device of drive `drive_id`."""
+    return f"drive:{drive_id}"
+
+
+def _enum_value(value):
+    return getattr(value, "value", value)
+
+
+def virtio_devices(resources: VmResources) -> list[DevicePlacement]:
+    """The virtio devices in upstream's order: block devices (root first, then insertion
+    order), then entropy; each takes the next virtio-mmio slot and the next GSI."""
+    devices = []
+    for drive in resources.drives:
+        options = {
+            "path": drive.path_on_host,
+            "read_only": bool(drive.is_read_only),
+            "cache_type": _enum_value(drive.cache_type),
+            "rate_limiter": drive.rate_limiter,
+            "drive_id": drive.drive_id,
+        }
+        devices.append(DevicePlacement(BLOCK_DEVICE_TYPE, drive_device_name(drive.drive_id), options=options))
+    if resources.entropy is not None:
+        devices.append(DevicePlacement(ENTROPY_DEVICE_TYPE, ENTROPY_DEVICE_NAME,
+                                       options={"rate_limiter": resources.entropy.rate_limiter}))
+    return devices
+
+
+def root_device(resources: VmResources) -> RootDevice | None:
+    """The root drive's part of the command line (upstream: only when it is the root)."""
+    if resources.drives and resources.drives[0].is_root_device:
+        root = resources.drives[0]
+        return RootDevice(partuuid=root.partuuid, read_only=bool(root.is_read_only))
+    return None
+
+
 def machine_devices(resources: VmResources, has_console: bool,
                     console: HostConsole | None) -> list[DevicePlacement]:
-    """The legacy devices, in upstream's order (each takes the next free GSI)."""
-    devices = []
+    """Every device in upstream's order: the virtio devices first (slots from
+    VIRTIO_MMIO_START, GSIs from 0), then the legacy ones (each takes the next free GSI)."""
+    devices = virtio_devices(resources)
     if has_console:
         serial_out = resources.serial.serial_out_path if resources.serial is not None else None
         options = {"output": serial_out}
@@ -107,7 +149,7 @@ def make_starter(backend_name: str, *, boot_timer: bool = False, gic_version: in
 
         boot_source = resources.boot_source
         try:
-            cmdline = guest_cmdline(boot_source.boot_args)
+            cmdline = guest_cmdline(boot_source.boot_args, root_device=root_device(resources))
         except KernelCmdlineError as error:
             raise faults.VmmActionError(faults.start_error(f"Invalid kernel command line: {error}")) from None
         console = HostConsole.for_stdin() if attach_console and cmdline.has_console() else None

@@ -19,6 +19,8 @@ from petard.core.plugins import (BUILTIN_PLUGINS, DISABLE_AUTOLOAD_ENV, PetardPl
 from petard.plugins.boot_timer import BootTimer
 from petard.plugins.rtc import Pl031
 from petard.plugins.serial import Serial16550A
+from petard.plugins.virtio_blk import VirtioBlock
+from petard.plugins.virtio_rng import VirtioRng
 
 PLUGIN_OK = """
     from petard.core.device import Device, DevicePlacement
@@ -68,6 +70,8 @@ def test_builtins_are_registered_through_the_hooks():
         "serial": (Serial16550A, "serial"),
         "rtc": (Pl031, "rtc"),
         "boot_timer": (BootTimer, "boot_timer"),
+        "virtio-blk": (VirtioBlock, "virtio_blk"),
+        "virtio-rng": (VirtioRng, "virtio_rng"),
     }
     infos = {info.name: info for info in manager.plugin_infos()}
     assert set(infos) == set(BUILTIN_PLUGINS)
@@ -76,7 +80,7 @@ def test_builtins_are_registered_through_the_hooks():
 
 def test_block_list_applies_to_builtins():
     manager = create_plugin_manager(autoload=False, blocked=["rtc"])
-    assert set(manager.device_types()) == {"serial", "boot_timer"}
+    assert set(manager.device_types()) == {"serial", "boot_timer", "virtio-blk", "virtio-rng"}
     with pytest.raises(KeyError, match="rtc"):
         manager.device_type("rtc")
 
