@@ -1,4 +1,5 @@
-"""The ``petard`` command: Firecracker's command line, plus ``--backend``.
+"""The ``petard`` command: Firecracker's command line, plus ``--backend``, the device-plugin
+switches, and the ``petard plugins`` subcommand (see :mod:`petard.api.plugins_command`).
 
 Flags, defaults, log lines and exit codes follow upstream's ``src/firecracker/src/main.rs``
 so that scripts written for ``firecracker`` run unchanged. Heavy modules (flask, pydantic,
@@ -69,10 +70,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="vCPU backend: kvm (aarch64 host with /dev/kvm) or unicorn (CPU emulation, any host).")
     add("--gic-version", type=int, choices=(2, 3),
         help="Interrupt controller for the guest: 3 (default) or 2 (GICv2, as on hosts without GICv3).")
+    add_plugin_flags(parser)
     return parser
 
 
+def add_plugin_flags(parser: argparse.ArgumentParser) -> None:
+    """The device-plugin switches, shared by the VMM and ``petard plugins``."""
+    group = parser.add_argument_group("device plugins (petard extension; see docs/plugins.md)")
+    group.add_argument("--no-plugin-autoload", action="store_true",
+                       help="Load no installed plugins (entry points of group 'petard'); only the built-ins. "
+                       "Same as PETARD_DISABLE_PLUGIN_AUTOLOAD=1.")
+    group.add_argument("--block-plugin", action="append", default=[], metavar="NAME",
+                       help="Never load plugin NAME, built-in or installed (repeatable). "
+                       "Adds to PETARD_BLOCK_PLUGINS=a,b.")
+    group.add_argument("--trace-plugins", action="store_true",
+                       help="Log every plugin hook call. Same as PETARD_TRACE_PLUGINS=1.")
+
+
+def plugin_settings(args: argparse.Namespace):
+    """The environment's plugin settings plus the command line's flags."""
+    from petard.core.plugins import PluginSettings
+
+    return PluginSettings.from_environment().with_flags(
+        no_autoload=args.no_plugin_autoload, blocked=args.block_plugin, trace=args.trace_plugins)
+
+
 INSTANCE_ID_MAX_LEN = 64
+PLUGINS_SUBCOMMAND = "plugins"
 
 
 def instance_id_error(instance_id: str) -> str | None:
@@ -92,6 +116,11 @@ def version_text() -> str:
 def main(argv: list[str] | None = None) -> int:
     started_ns = time.monotonic_ns()
     started_cpu_ns = time.process_time_ns()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [PLUGINS_SUBCOMMAND]:  # Firecracker takes no positional arguments
+        from petard.api.plugins_command import run_plugins_command
+
+        return run_plugins_command(argv[1:])
     args = build_parser().parse_args(argv)
     if args.version:
         print(version_text())
@@ -154,7 +183,14 @@ class Vmm:
         from petard.api.dispatch import Dispatcher
         from petard.core.controller import Controller
         from petard.core.metrics import Metrics
+        from petard.core.plugins import PluginError, create_from_settings, set_plugin_manager
         from petard.core.vmm import make_starter
+
+        try:
+            set_plugin_manager(create_from_settings(plugin_settings(args)))
+        except PluginError as error:
+            log.error("Could not load the device plugins: %s", error)
+            return self._finish(ExitCode.GENERIC_ERROR)
 
         self.metrics = Metrics()
         if args.metrics_path:

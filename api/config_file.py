@@ -3,7 +3,8 @@
 Each section becomes the request a client would send (``machine-config`` → ``PUT
 /machine-config``...), in upstream's order (``resources.rs::from_json``), through the same
 :class:`~petard.api.dispatch.Dispatcher` as HTTP, so validation and fault texts are
-identical. Unknown top-level keys are ignored, as upstream does.
+identical. Unknown top-level keys are ignored, as upstream does, except petard's own
+``"petard"`` section (plugin devices), replayed last as ``PUT /petard/devices/{id}``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from typing import Any, Iterator
 
 from petard.api import serde, wire
 from petard.api.dispatch import Dispatcher
+
+
+# petard's extension of the file (upstream ignores unknown top-level keys, so a file with it
+# still works with Firecracker, minus the plugin devices).
+PETARD_SECTION = "petard"
 
 
 class ConfigFileError(Exception):
@@ -55,6 +61,21 @@ def _requests(config: dict[str, Any], metadata: Any) -> Iterator[tuple[str, str,
         yield "PUT", f"/pmem/{_id(pmem, 'id')}", pmem
     if config.get("memory-hotplug") is not None:
         yield "PUT", "/hotplug/memory", config["memory-hotplug"]
+    yield from _petard_requests(config.get(PETARD_SECTION))
+
+
+def _petard_requests(section: Any) -> Iterator[tuple[str, str, Any]]:
+    """petard's own section, ``"petard": {"devices": [{"device_id": ..., "type": ...}, ...]}``,
+    as ``PUT /petard/devices/{device_id}`` requests after upstream's (see docs/plugins.md)."""
+    if section is None:
+        return
+    if not isinstance(section, dict) or set(section) - {"devices"}:
+        raise ConfigFileError(f'Invalid JSON: "{PETARD_SECTION}" must be an object with the key "devices"')
+    devices = section.get("devices") or []
+    if not isinstance(devices, list):
+        raise ConfigFileError(f'Invalid JSON: "{PETARD_SECTION}.devices" must be a list')
+    for device in devices:
+        yield "PUT", f"/petard/devices/{_id(device, 'device_id')}", device
 
 
 def _id(section: Any, key: str) -> str:

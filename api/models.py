@@ -392,3 +392,21 @@ class SnapshotLoadParams(Strict):
 
 
 MmdsValue = JsonValue
+
+
+# --- petard's own namespace (not upstream; see docs/plugins.md) ---------------------------
+
+
+class PetardDevice(Strict):
+    """``PUT /petard/devices/{device_id}``: attach a device provided by a plugin (pre-boot).
+
+    ``type`` names a device type (``petard plugins`` lists them); ``address`` and ``gsis``
+    default to the next free virtio-mmio slot and GSIs; ``options`` is a JSON object
+    validated by the device type's own ``options_model``."""
+
+    rust_name: ClassVar[str] = "PetardDevice"
+    device_id: Optional[Str] = None
+    type: Str
+    address: Optional[U64] = None
+    gsis: Optional[list[U32]] = None
+    options: Any = None

@@ -88,6 +88,8 @@ def _get(path: str, tokens: list[str]) -> ParsedRequest:
         return ParsedRequest(Action.GET_MEMORY_HOTPLUG_STATUS)
     if path == "balloon":
         return _get_balloon(tokens)
+    if path == PETARD_NAMESPACE:
+        return _get_petard(tokens)
     raise RequestError(wire.invalid_path_method("GET", path))
 
 
@@ -168,7 +170,35 @@ def _put_hotplug(body: str, tokens: list[str]) -> ParsedRequest:
                          metric=("put_api_requests", "hotplug_memory"))
 
 
+# --- petard's own namespace: /petard/... (not upstream; documented in docs/plugins.md) -------
+
+PETARD_NAMESPACE = "petard"
+PETARD_DEVICES = "devices"
+PETARD_PLUGINS = "plugins"
+
+
+def _get_petard(tokens: list[str]) -> ParsedRequest:
+    if tokens == [PETARD_DEVICES]:
+        return ParsedRequest(Action.PETARD_GET_DEVICES)
+    if tokens == [PETARD_PLUGINS]:
+        return ParsedRequest(Action.PETARD_GET_PLUGINS)
+    raise RequestError(wire.invalid_path_method("GET", "/" + "/".join([PETARD_NAMESPACE, *tokens])))
+
+
+def _put_petard(body: str, tokens: list[str]) -> ParsedRequest:
+    if tokens[:1] != [PETARD_DEVICES] or len(tokens) > 2:
+        raise RequestError(wire.invalid_path_method("PUT", "/" + "/".join([PETARD_NAMESPACE, *tokens])))
+    device_id = checked_id(tokens[1] if len(tokens) > 1 else None)
+    config = _decode(models.PetardDevice, body)
+    if config.device_id is not None and config.device_id != device_id:
+        raise RequestError(wire.ID_MISMATCH)
+    if config.options is not None and not isinstance(config.options, dict):
+        raise RequestError(wire.deserialize_error("`options` must be a JSON object"))
+    return ParsedRequest(Action.PETARD_SET_DEVICE, config.model_copy(update={"device_id": device_id}))
+
+
 _PUT: dict[str, Callable[[str, list[str]], ParsedRequest]] = {
+    PETARD_NAMESPACE: _put_petard,
     "actions": _put_actions,
     "balloon": _simple(models.Balloon, Action.SET_BALLOON_DEVICE),
     "boot-source": _simple(models.BootSource, Action.CONFIGURE_BOOT_SOURCE, ("put_api_requests", "boot_source")),

@@ -119,6 +119,9 @@ class Controller:
             Action.UPDATE_NETWORK_INTERFACE: self._device_not_found,
             Action.UPDATE_MACHINE_CONFIGURATION: self._resources.update_machine,
             Action.HOT_UNPLUG_DEVICE: self._pci_not_enabled,
+            Action.PETARD_SET_DEVICE: self._set_plugin_device,
+            Action.PETARD_GET_DEVICES: self._get_plugin_devices,
+            Action.PETARD_GET_PLUGINS: self._get_plugins,
         }
         self._worker = threading.Thread(target=self._serve, name="fc_vmm", daemon=True)
         self._worker.start()
@@ -219,6 +222,23 @@ class Controller:
         drive = self._resources.drives[position]
         self._resources.drives[position] = drive.model_copy(update=changes) if hasattr(drive, "model_copy") \
             else dataclasses.replace(drive, **changes)
+
+    # --- petard's namespace (/petard/...) ------------------------------------------------------
+
+    def _set_plugin_device(self, request: Any) -> None:
+        from petard.core.plugin_devices import PluginDeviceConfig
+        from petard.core.plugins import get_plugin_manager
+
+        self._resources.set_plugin_device(PluginDeviceConfig.from_request(request), get_plugin_manager())
+
+    def _get_plugin_devices(self, _: Any) -> list[dict[str, Any]]:
+        return [config.to_json() for config in self._resources.plugin_devices]
+
+    @staticmethod
+    def _get_plugins(_: Any) -> list[dict[str, Any]]:
+        from petard.core.plugins import get_plugin_manager
+
+        return [dataclasses.asdict(info) for info in get_plugin_manager().plugin_infos()]
 
     @staticmethod
     def _device_not_found(_: Any) -> None:

@@ -22,10 +22,23 @@ Threading: all calls into a device (MMIO accesses, clock callbacks, start/stop, 
 from one thread at a time, so device code needs no locks. To hand a device data from another
 thread (console input, a socket), post it with `ctx.clock.call_soon_threadsafe`.
 
-Errors: an exception escaping `mmio_read`/`mmio_write` disables the device (it then reads as
-zero) and is logged naming the plugin; one escaping a clock callback is logged the same way.
+Errors: an exception escaping `mmio_read`/`mmio_write`, or a read answering something other
+than an int that fits in the access size, disables the device (it then reads as zero) and is
+logged naming the plugin; an exception escaping a clock callback is logged the same way.
 The VM keeps running either way. Guest misbehaviour (a bad offset or access size) is not a
 device error: log it with `unhandled_access` and carry on.
+
+Options: a device that users attach through the configuration (the ``"petard"`` section of
+``--config-file`` or ``PUT /petard/devices/{id}``) declares `options_model`, a pydantic model;
+the user's ``options`` object is validated with it when the request arrives (a 400 naming the
+plugin and the field on error) and the device's constructor receives the model's fields as
+keyword arguments. petard's core never imports pydantic: it only calls
+``options_model.model_validate``.
+
+Stability: everything in ``__all__`` here, in `petard.core.hookspecs`, and the parts of
+`IrqLine`, `GuestMemory` and `VirtualClock` documented in `DeviceContext` are petard's public
+device API; they change only with a deprecation period. Anything else in ``petard.core`` is
+internal.
 """
 
 from __future__ import annotations
@@ -42,7 +55,15 @@ if TYPE_CHECKING:
     from petard.core.irq import IrqLine
     from petard.core.memory import GuestMemory
 
-__all__ = ["Device", "DeviceContext", "DevicePlacement", "DeviceType", "plugin_logger"]
+__all__ = [
+    "Device",
+    "DeviceContext",
+    "DeviceCreationError",
+    "DeviceOptionsError",
+    "DevicePlacement",
+    "DeviceType",
+    "plugin_logger",
+]
 
 PLUGIN_LOGGER_PREFIX = "petard.plugin."
 
@@ -52,6 +73,21 @@ def plugin_logger(plugin: str) -> logging.Logger:
     return logging.getLogger(PLUGIN_LOGGER_PREFIX + plugin)
 
 
+class DeviceOptionsError(ValueError):
+    """A device's options were refused by its `options_model`; the message names the
+    device type, its plugin and every offending field."""
+
+    def __init__(self, type_name: str, plugin: str, problems: str) -> None:
+        super().__init__(f"device type {type_name!r} of plugin {plugin!r}: invalid options: {problems}")
+        self.type_name = type_name
+        self.plugin = plugin
+        self.problems = problems
+
+
+class DeviceCreationError(ValueError):
+    """A device's constructor raised; the message names the instance, its type and plugin."""
+
+
 @dataclass(frozen=True, eq=False)
 class DeviceContext:
     """Everything a device instance may use; built by the machine builder.
@@ -59,6 +95,17 @@ class DeviceContext:
     `name` is the instance's name in the machine (unique), `plugin` the name of the plugin
     that provided its type, `irqs` its interrupt lines (`irq_count` of them, in order),
     `log` the logger `petard.plugin.<plugin>`.
+
+    What a device may call on them:
+
+    * `IrqLine`: ``raise_()``, ``lower()``, ``set_level(bool)`` (level-triggered),
+      ``pulse()`` (one edge), and the read-only ``level``, ``gsi``, ``intid``.
+    * `GuestMemory` (DMA): ``read(gpa, n) -> bytes``, ``write(gpa, data)``,
+      ``read_u16/u32/u64(gpa)``, ``write_u16/u32/u64(gpa, value)``, ``view(gpa, n)``,
+      ``contains(gpa, n)``; out-of-range addresses raise ``GuestMemoryError``.
+    * `VirtualClock`: ``now_ns()``, ``wall_ns()``, ``call_at(when_ns, fn, *args)``,
+      ``call_later(delay_ns, fn, *args)`` (both return a handle with ``cancel()``), and
+      ``call_soon_threadsafe(fn, *args)`` from other threads.
     """
 
     name: str
@@ -82,6 +129,23 @@ class Device:
     irq_count: ClassVar[int] = 0
     #: Device-tree `compatible` strings, most specific first.
     compatible: ClassVar[tuple[str, ...]] = ()
+    #: A pydantic model validating the options users give in the configuration, or None
+    #: for devices that take no user options (see the module docstring).
+    options_model: ClassVar[Any] = None
+
+    @classmethod
+    def options_from_config(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The keyword arguments for the constructor from user-given `options`, validated
+        by `options_model`. Raises `ValueError` (with pydantic's per-field errors) when
+        they are refused, or when options are given to a device without a model."""
+        options = dict(options or {})
+        model = cls.options_model
+        if model is None:
+            if options:
+                raise ValueError(f"takes no options, got {', '.join(sorted(options))}")
+            return {}
+        validated = model.model_validate(options)
+        return {name: getattr(validated, name) for name in type(validated).model_fields}
 
     def __init__(self, ctx: DeviceContext) -> None:
         if len(ctx.irqs) != self.irq_count:
@@ -150,6 +214,13 @@ class DeviceType:
     cls: type[Device]
     plugin: str
 
+    def check_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """`Device.options_from_config` for this type, its failures as `DeviceOptionsError`."""
+        try:
+            return self.cls.options_from_config(options)
+        except (ValueError, TypeError) as error:
+            raise DeviceOptionsError(self.name, self.plugin, describe_validation_error(error)) from None
+
     def create(
         self,
         *,
@@ -158,12 +229,40 @@ class DeviceType:
         memory: GuestMemory,
         clock: VirtualClock,
         options: Mapping[str, Any] | None = None,
+        from_config: bool = False,
     ) -> Device:
-        """Build an instance with a `DeviceContext` attributing it to this type's plugin."""
+        """Build an instance with a `DeviceContext` attributing it to this type's plugin.
+
+        `options` are passed to the constructor as keyword arguments; with `from_config`
+        they are user configuration and first go through `check_options`."""
         ctx = DeviceContext(
             name=instance_name, plugin=self.plugin, irqs=tuple(irqs), memory=memory, clock=clock
         )
-        return self.cls(ctx, **dict(options or {}))
+        kwargs = self.check_options(options) if from_config else dict(options or {})
+        try:
+            return self.cls(ctx, **kwargs)
+        except Exception as error:
+            raise DeviceCreationError(
+                f"device {instance_name!r} of type {self.name!r} (plugin {self.plugin!r}) could not be created: "
+                f"{type(error).__name__}: {error}") from error
+
+
+def describe_validation_error(error: Exception) -> str:
+    """One line per problem: pydantic's ``errors()`` as ``field.path: message``, or the
+    exception's text."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        try:
+            items = errors()
+        except Exception:  # not pydantic's errors(); fall back to the text
+            items = None
+        if items:
+            parts = []
+            for item in items:
+                location = ".".join(str(part) for part in item.get("loc", ())) or "options"
+                parts.append(f"{location}: {item.get('msg', 'invalid')}")
+            return "; ".join(parts)
+    return str(error)
 
 
 @dataclass(frozen=True)
@@ -176,3 +275,6 @@ class DevicePlacement:
     address: int | None = None
     gsis: tuple[int, ...] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: True when `options` come from the user's configuration: they are then validated
+    #: by the type's `options_model` before the device is built.
+    from_config: bool = False

@@ -14,6 +14,11 @@ and implements, for example::
     @hookimpl
     def petard_device_types():
         return {"my-sensor": MySensor}           # MySensor subclasses petard.core.device.Device
+
+These hooks and `petard.core.device` are petard's stable device API. `petard plugins` lists
+which plugins implement which hooks; ``--trace-plugins`` (``PETARD_TRACE_PLUGINS=1``) logs
+every call. The manager calls each implementation on its own, in registration order
+(built-ins first), so that an exception is reported naming the plugin that raised it.
 """
 
 from __future__ import annotations

@@ -86,6 +86,10 @@ class Action(enum.Enum):
     UPDATE_NETWORK_INTERFACE = "UpdateNetworkInterface"
     UPDATE_MACHINE_CONFIGURATION = "UpdateMachineConfiguration"
     HOT_UNPLUG_DEVICE = "HotUnplugDevice"
+    # petard's own namespace (/petard/...), not upstream's.
+    PETARD_SET_DEVICE = "PetardSetDevice"
+    PETARD_GET_DEVICES = "PetardGetDevices"
+    PETARD_GET_PLUGINS = "PetardGetPlugins"
 
 
 # Legal in every phase (upstream handles them in both controllers).
@@ -98,6 +102,8 @@ ALWAYS = frozenset({
     Action.GET_VMM_VERSION,
     Action.PATCH_MMDS,
     Action.PUT_MMDS,
+    Action.PETARD_GET_DEVICES,
+    Action.PETARD_GET_PLUGINS,
 })
 
 PRE_BOOT_ONLY = frozenset({
@@ -114,6 +120,7 @@ PRE_BOOT_ONLY = frozenset({
     Action.SET_MEMORY_HOTPLUG_DEVICE,
     Action.START_MICRO_VM,
     Action.UPDATE_MACHINE_CONFIGURATION,
+    Action.PETARD_SET_DEVICE,
 })
 
 # Device insertion is legal in both phases upstream: after boot it means PCI hotplug.

@@ -182,7 +182,8 @@ class Machine:
                                         f"GSIs, got {len(gsis)}")
             irqs = tuple(IrqLine(gsi) for gsi in gsis)
             device = device_type.create(instance_name=name, irqs=irqs, memory=memory,
-                                        clock=clock, options=placement.options)
+                                        clock=clock, options=placement.options,
+                                        from_config=placement.from_config)
             bus.add(base, device.mmio_size, device, name)
             nodes += [(base, node) for node in device.fdt_nodes(base, irqs)]
             devices.append(PlacedDevice(name, placement.type_name, base, irqs, device))

@@ -81,14 +81,30 @@ class MmioRegion:
         return f"MmioRegion({self.base:#x}, {self.size:#x}, {self.description}{state})"
 
     def read(self, offset: int, size: int) -> int:
-        """The device's answer to a read at region offset `offset`; 0 once it has failed."""
+        """The device's answer to a read at region offset `offset`; 0 once it has failed.
+
+        An answer that is not an int fitting in `size` bytes fails the device like an
+        exception does (a backend could not hand it to the guest)."""
         if self.failed:
             return 0
         try:
-            return self._read(offset, size)
+            value = self._read(offset, size)
         except Exception as exc:
             self._fail(exc, f"read of {size} byte(s) at offset {offset:#x}")
             return 0
+        if value.__class__ is int and 0 <= value and not value >> (size << 3):
+            return value
+        return self._checked_unusual_value(value, offset, size)
+
+    def _checked_unusual_value(self, value: Any, offset: int, size: int) -> int:
+        if isinstance(value, int) and 0 <= value < 1 << (size * 8):
+            return int(value)  # bool, IntEnum and other int subclasses
+        if isinstance(value, int):
+            problem = ValueError(f"mmio_read returned {value:#x}, which does not fit in {size} byte(s)")
+        else:
+            problem = TypeError(f"mmio_read returned {type(value).__name__} {value!r:.60}, not an int")
+        self._fail(problem, f"read of {size} byte(s) at offset {offset:#x}")
+        return 0
 
     def write(self, offset: int, size: int, value: int) -> None:
         """Forward a write at region offset `offset`; ignored once the device has failed."""
@@ -106,7 +122,7 @@ class MmioRegion:
             "%s at %#x failed during a guest %s: %s: %s; the device is disabled "
             "(reads return 0, writes are ignored)",
             self.description, self.base, access, type(exc).__name__, exc,
-            exc_info=exc,
+            exc_info=exc if exc.__traceback__ is not None else None,
         )
 
 

@@ -1,10 +1,21 @@
 """The plugin manager: finds plugins, registers them, and asks them for device types.
 
 Built-in plugins (`BUILTIN_PLUGINS`) are registered first, through the same hooks as
-third-party ones. Then, unless `PETARD_DISABLE_PLUGIN_AUTOLOAD` is set to a non-empty value,
-every entry point of group `petard` is loaded and registered under its entry-point name.
-Names in the block list are skipped, built-in or not. Every failure is a `PluginError` whose
+third-party ones. Then, unless autoloading is off, every entry point of group `petard` is
+loaded and registered under its entry-point name. Every failure is a `PluginError` whose
 message names the plugin.
+
+Switches (environment variable, and the `petard` command-line flag that does the same):
+
+* ``PETARD_DISABLE_PLUGIN_AUTOLOAD=1`` / ``--no-plugin-autoload``: load no entry points;
+  only the built-ins are registered.
+* ``PETARD_BLOCK_PLUGINS=a,b`` / ``--block-plugin NAME`` (repeatable): never load or register
+  these plugins, built-in or not (a blocked entry point is not even imported).
+* ``PETARD_TRACE_PLUGINS=1`` / ``--trace-plugins``: log every hook call (plugin, arguments,
+  result or exception, duration) to the ``petard.plugins.trace`` logger at Info level.
+
+One manager serves a petard process (`get_plugin_manager`, configured once by the command
+line with `set_plugin_manager`); tests build their own with `create_plugin_manager`.
 """
 
 from __future__ import annotations
@@ -13,8 +24,9 @@ import importlib
 import importlib.metadata
 import logging
 import os
+import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pluggy
 
@@ -22,19 +34,27 @@ from petard.core import hookspecs
 from petard.core.device import Device, DevicePlacement, DeviceType
 
 __all__ = [
+    "BLOCK_ENV",
     "BUILTIN_PLUGINS",
     "DISABLE_AUTOLOAD_ENV",
     "ENTRY_POINT_GROUP",
     "PetardPluginManager",
     "PluginError",
     "PluginInfo",
+    "PluginSettings",
+    "TRACE_ENV",
     "create_plugin_manager",
+    "get_plugin_manager",
+    "set_plugin_manager",
 ]
 
 log = logging.getLogger(__name__)
+trace_log = logging.getLogger(__name__ + ".trace")
 
 ENTRY_POINT_GROUP = "petard"
 DISABLE_AUTOLOAD_ENV = "PETARD_DISABLE_PLUGIN_AUTOLOAD"
+BLOCK_ENV = "PETARD_BLOCK_PLUGINS"
+TRACE_ENV = "PETARD_TRACE_PLUGINS"
 
 # Plugin name -> module, registered in this order.
 BUILTIN_PLUGINS = {
@@ -56,12 +76,46 @@ class PluginError(Exception):
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """What `petard plugins`-style listings show about one registered plugin."""
+    """What `petard plugins` shows about one registered plugin: `source` is "built-in" or
+    the distribution that provided its entry point ("name version")."""
 
     name: str
     version: str | None
     builtin: bool
     hooks: tuple[str, ...]
+    source: str = "built-in"
+    module: str = ""
+    device_types: tuple[str, ...] = ()
+
+
+def _env_flag(name: str) -> bool:
+    return bool(os.environ.get(name))
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    """How to build the process's plugin manager; see the module docstring."""
+
+    autoload: bool = True
+    blocked: tuple[str, ...] = ()
+    trace: bool = False
+
+    @classmethod
+    def from_environment(cls) -> PluginSettings:
+        blocked = tuple(name.strip() for name in os.environ.get(BLOCK_ENV, "").split(",") if name.strip())
+        return cls(autoload=not _env_flag(DISABLE_AUTOLOAD_ENV), blocked=blocked, trace=_env_flag(TRACE_ENV))
+
+    def with_flags(self, *, no_autoload: bool = False, blocked: Iterable[str] = (),
+                   trace: bool = False) -> PluginSettings:
+        """These settings plus command-line flags (a flag can only switch something on)."""
+        return PluginSettings(autoload=self.autoload and not no_autoload,
+                              blocked=tuple(dict.fromkeys((*self.blocked, *blocked))),
+                              trace=self.trace or trace)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class PetardPluginManager(pluggy.PluginManager):
@@ -71,13 +125,54 @@ class PetardPluginManager(pluggy.PluginManager):
         super().__init__(hookspecs.PROJECT_NAME)
         self.add_hookspecs(hookspecs)
         self._versions: dict[str, str | None] = {}
+        self._sources: dict[str, str] = {}
         self._builtin: set[str] = set()
         self._device_types: dict[str, DeviceType] | None = None
+        self.tracing = False
+
+    # --- tracing ----------------------------------------------------------------------
+
+    def enable_trace(self) -> None:
+        """Log every hook call, including calls through ``self.hook`` by other code."""
+        if self.tracing:
+            return
+        self.tracing = True
+
+        def before(hook_name, hook_impls, kwargs):
+            trace_log.info("hook %s(%s) -> plugins %s", hook_name, _short(kwargs),
+                           [impl.plugin_name for impl in hook_impls])
+
+        def after(outcome, hook_name, hook_impls, kwargs):
+            exception = outcome.exception
+            if exception is not None:
+                trace_log.info("hook %s raised %s: %s", hook_name, type(exception).__name__, exception)
+            else:
+                trace_log.info("hook %s returned %s", hook_name, _short(outcome.get_result()))
+
+        self.add_hookcall_monitoring(before, after)
+
+    def _call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        """Call every implementation of `hook_name` in registration order, one at a time so
+        that a failure names its plugin; yields (plugin name, result)."""
+        for impl in getattr(self.hook, hook_name).get_hookimpls():
+            plugin = impl.plugin_name
+            arguments = {name: kwargs[name] for name in impl.argnames}
+            started = time.perf_counter()
+            try:
+                result = impl.function(**arguments)
+            except Exception as exc:
+                if self.tracing:
+                    trace_log.info("hook %s of plugin %r raised %s: %s", hook_name, plugin, type(exc).__name__, exc)
+                raise PluginError(plugin, f"{hook_name}() raised {type(exc).__name__}: {exc}") from exc
+            if self.tracing:
+                trace_log.info("hook %s(%s) of plugin %r returned %s in %.3f ms", hook_name,
+                               _short(arguments), plugin, _short(result), (time.perf_counter() - started) * 1e3)
+            yield plugin, result
 
     # --- registration ---------------------------------------------------------------
 
     def register_plugin(self, plugin: Any, name: str, *, version: str | None = None,
-                        builtin: bool = False) -> bool:
+                        builtin: bool = False, source: str | None = None) -> bool:
         """Register `plugin` as `name`; False if `name` is blocked. Errors name the plugin."""
         if self.is_blocked(name):
             log.info("plugin %r is blocked; not registering it", name)
@@ -87,9 +182,12 @@ class PetardPluginManager(pluggy.PluginManager):
         except (ValueError, pluggy.PluginValidationError) as exc:
             raise PluginError(name, f"cannot be registered: {exc}") from exc
         self._versions[name] = version
+        self._sources[name] = source or ("built-in" if builtin else "registered in-process")
         if builtin:
             self._builtin.add(name)
         self._device_types = None
+        if self.tracing:
+            trace_log.info("registered plugin %r (%s)", name, self._sources[name])
         return True
 
     def register_builtins(self) -> None:
@@ -112,16 +210,20 @@ class PetardPluginManager(pluggy.PluginManager):
             if self.is_blocked(name):
                 log.info("plugin %r is blocked; not loading entry point %s", name, entry_point.value)
                 continue
+            if self.has_plugin(name):
+                continue  # the same distribution seen twice on sys.path
             distribution = entry_point.dist
             where = f"entry point {name} = {entry_point.value}"
+            source = None
             if distribution is not None:
-                where += f" of distribution {distribution.metadata['Name']} {distribution.version}"
+                source = f"{distribution.metadata['Name']} {distribution.version}"
+                where += f" of distribution {source}"
             try:
                 plugin = entry_point.load()
             except Exception as exc:
                 raise PluginError(name, f"failed to load ({where}): {type(exc).__name__}: {exc}") from exc
             version = distribution.version if distribution is not None else None
-            if self.register_plugin(plugin, name, version=version):
+            if self.register_plugin(plugin, name, version=version, source=source or entry_point.value):
                 loaded.append(name)
         return loaded
 
@@ -144,14 +246,7 @@ class PetardPluginManager(pluggy.PluginManager):
 
     def _collect_device_types(self) -> dict[str, DeviceType]:
         types: dict[str, DeviceType] = {}
-        # Each implementation is called on its own so that errors can name its plugin;
-        # get_hookimpls() lists them in registration order.
-        for impl in self.hook.petard_device_types.get_hookimpls():
-            plugin = impl.plugin_name
-            try:
-                provided = impl.function()
-            except Exception as exc:
-                raise PluginError(plugin, f"petard_device_types() raised {type(exc).__name__}: {exc}") from exc
+        for plugin, provided in self._call_each("petard_device_types"):
             if provided is None:
                 continue
             if not hasattr(provided, "items"):
@@ -173,40 +268,73 @@ class PetardPluginManager(pluggy.PluginManager):
     def machine_devices(self, spec: Any) -> list[DevicePlacement]:
         """Every plugin's extra devices for the machine built from `spec`, in registration order."""
         placements: list[DevicePlacement] = []
-        for impl in self.hook.petard_machine_devices.get_hookimpls():
-            try:
-                provided = impl.function(spec=spec)
-            except Exception as exc:
-                raise PluginError(
-                    impl.plugin_name, f"petard_machine_devices() raised {type(exc).__name__}: {exc}"
-                ) from exc
+        for plugin, provided in self._call_each("petard_machine_devices", spec=spec):
             for placement in provided or ():
                 if not isinstance(placement, DevicePlacement):
-                    raise PluginError(
-                        impl.plugin_name, f"petard_machine_devices() returned {placement!r}, not a DevicePlacement"
-                    )
+                    raise PluginError(plugin, f"petard_machine_devices() returned {placement!r}, not a DevicePlacement")
                 placements.append(placement)
         return placements
 
     def plugin_infos(self) -> list[PluginInfo]:
+        """The registered plugins in registration order (blocked ones left out)."""
+        types_by_plugin: dict[str, list[str]] = {}
+        for type_name, device_type in self.device_types().items():
+            types_by_plugin.setdefault(device_type.plugin, []).append(type_name)
         infos = []
         for name, plugin in self.list_name_plugin():
             if plugin is None:  # blocked
                 continue
             hooks = tuple(sorted(caller.name for caller in self.get_hookcallers(plugin) or ()))
-            infos.append(PluginInfo(name, self._versions.get(name), name in self._builtin, hooks))
+            module = getattr(plugin, "__name__", None) or type(plugin).__module__
+            infos.append(PluginInfo(name, self._versions.get(name), name in self._builtin, hooks,
+                                    self._sources.get(name, "registered in-process"), module,
+                                    tuple(types_by_plugin.get(name, ()))))
         return infos
 
 
-def create_plugin_manager(*, autoload: bool | None = None, blocked: Iterable[str] = ()) -> PetardPluginManager:
-    """A manager with the built-ins and (when `autoload`, default: unless
-    `PETARD_DISABLE_PLUGIN_AUTOLOAD` is set) every installed `petard` entry point."""
+def create_plugin_manager(*, autoload: bool | None = None, blocked: Iterable[str] = (),
+                          trace: bool | None = None) -> PetardPluginManager:
+    """A manager with the built-ins and (when `autoload`) every installed `petard` entry
+    point. Unset arguments come from the environment (`PluginSettings.from_environment`);
+    `blocked` adds to ``PETARD_BLOCK_PLUGINS``."""
+    settings = PluginSettings.from_environment()
     manager = PetardPluginManager()
-    for name in blocked:
+    if settings.trace if trace is None else trace:
+        manager.enable_trace()
+    for name in (*settings.blocked, *blocked):
         manager.set_blocked(name)
     manager.register_builtins()
-    if autoload is None:
-        autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
-    if autoload:
+    if settings.autoload if autoload is None else autoload:
         manager.load_entry_points()
     return manager
+
+
+def create_from_settings(settings: PluginSettings) -> PetardPluginManager:
+    """A manager built exactly as `settings` say (the environment is not consulted)."""
+    manager = PetardPluginManager()
+    if settings.trace:
+        manager.enable_trace()
+    for name in settings.blocked:
+        manager.set_blocked(name)
+    manager.register_builtins()
+    if settings.autoload:
+        manager.load_entry_points()
+    return manager
+
+
+_process_manager: PetardPluginManager | None = None
+
+
+def set_plugin_manager(manager: PetardPluginManager | None) -> None:
+    """Make `manager` the process's plugin manager (the command line does this once, after
+    applying its flags); None forgets it so that the next use builds one from the environment."""
+    global _process_manager
+    _process_manager = manager
+
+
+def get_plugin_manager() -> PetardPluginManager:
+    """The process's plugin manager, built from the environment on first use."""
+    global _process_manager
+    if _process_manager is None:
+        _process_manager = create_plugin_manager()
+    return _process_manager

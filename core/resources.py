@@ -94,11 +94,13 @@ class VmResources:
     logger: Any = None
     metrics: Any = None
     boot_specific_configured: bool = False
+    # petard's extension: plugin devices (PluginDeviceConfig) in the order they were added.
+    plugin_devices: list[Any] = field(default_factory=list)
 
     def snapshot(self) -> "VmResources":
         """A copy that readers can use while the owner keeps mutating this one."""
         clone = dataclasses.replace(self)
-        for name in ("drives", "network_interfaces", "pmem"):
+        for name in ("drives", "network_interfaces", "pmem", "plugin_devices"):
             setattr(clone, name, list(getattr(self, name)))
         clone.machine = copy.copy(self.machine)
         return clone
@@ -184,6 +186,14 @@ class VmResources:
         if config.ipv4_address is not None and not config.ipv4_address.startswith("169.254."):
             raise faults.VmmActionError(faults.MMDS_INVALID_IPV4)
         self.mmds_config = config
+        self.boot_specific_configured = True
+
+    def set_plugin_device(self, config: Any, plugin_manager: Any) -> None:
+        """Add or replace a plugin device (a `PluginDeviceConfig`) after checking it."""
+        from petard.core.plugin_devices import check_plugin_device
+
+        check_plugin_device(config, plugin_manager)
+        _replace_or_append(self.plugin_devices, config, "device_id")
         self.boot_specific_configured = True
 
     def unsupported_devices(self) -> list[str]:

@@ -146,6 +146,7 @@ def make_starter(backend_name: str, *, boot_timer: bool = False, gic_version: in
 
     def start(resources: VmResources, on_exit: Callable[[int], None]) -> RunningMachine:
         from petard.core.machine import Machine, MachineSpec
+        from petard.core.plugins import get_plugin_manager
 
         boot_source = resources.boot_source
         try:
@@ -160,12 +161,14 @@ def make_starter(backend_name: str, *, boot_timer: bool = False, gic_version: in
             vcpu_count=resources.machine.vcpu_count,
             mem_size_mib=resources.machine.mem_size_mib,
             gic_version=gic_version or DEFAULT_GIC_VERSION,
-            devices=machine_devices(resources, cmdline.has_console(), console),
+            # petard's plugin devices come last: upstream's devices keep their slots and GSIs.
+            devices=machine_devices(resources, cmdline.has_console(), console)
+            + [config.placement() for config in resources.plugin_devices],
             boot_timer=boot_timer,
             backend=backend_name,
         )
         try:
-            machine = Machine.build(spec)
+            machine = Machine.build(spec, get_plugin_manager())
         except Exception as error:
             if console is not None:
                 console.restore()

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from petard_proc import PetardProcess
+
+
+@pytest.fixture(autouse=True)
+def _petard_logger_as_found():
+    """A VmmLogger made by one test (it routes 'petard' logs to its own handler and stops
+    propagation, as the process needs) must not hide log records from the next test's caplog."""
+    logger = logging.getLogger("petard")
+    handlers, propagate, level = list(logger.handlers), logger.propagate, logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.propagate = propagate
+    logger.setLevel(level)
 
 
 @pytest.fixture
