@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
         help="vCPU backend: kvm (aarch64 host with /dev/kvm) or unicorn (CPU emulation, any host).")
     add("--gic-version", type=int, choices=(2, 3),
-        help="Interrupt controller for the guest: 3 (default) or 2 (GICv2, as on hosts without GICv3).")
+        help="Interrupt controller for the guest: 3 or 2. Default: the backend chooses "
+        "(Unicorn: 3; KVM: what the host offers, v3 else v2).")
     add_plugin_flags(parser)
     return parser
 

@@ -147,6 +147,11 @@ class Vm(abc.ABC):
 class Backend(abc.ABC):
     name: str
 
+    def gic_version(self, requested: int | None) -> GicVersion:
+        """The interrupt controller machines on this backend get: `requested`, or the
+        backend's choice for None (the KVM backend probes the host: v3, else v2)."""
+        return GicVersion(requested) if requested is not None else GicVersion.V3
+
     @abc.abstractmethod
     def create_vm(self, machine: MachineDescription) -> Vm:
         ...

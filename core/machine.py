@@ -46,7 +46,7 @@ class MachineSpec:
     initrd_path: str | os.PathLike[str] | None = None
     vcpu_count: int = 1
     mem_size_mib: int = 128
-    gic_version: int = 3
+    gic_version: int | None = None      # None: the backend chooses (KVM: what the host has)
     devices: list[DevicePlacement] = field(default_factory=list)
     boot_timer: bool = False
     backend: str = "unicorn"
@@ -130,7 +130,11 @@ class Machine:
     def build(cls, spec: MachineSpec, plugin_manager=None) -> Machine:
         if spec.vcpu_count < 1:
             raise MachineBuildError("a machine needs at least one vCPU")
-        gic = gic_description(spec.gic_version, spec.vcpu_count)
+        if spec.gic_version not in (None, *GicVersion):
+            raise MachineBuildError(f"GIC version {spec.gic_version} is not supported (2 or 3)")
+        backend = get_backend(spec.backend)
+        gic_version = backend.gic_version(spec.gic_version)
+        gic = gic_description(gic_version, spec.vcpu_count)
         if plugin_manager is None:
             from petard.core.plugins import create_plugin_manager
             plugin_manager = create_plugin_manager()
@@ -147,7 +151,7 @@ class Machine:
         payload = load_boot_payload(
             memory, spec.kernel_path, spec.initrd_path,
             lambda initrd: machine_fdt(vcpu_mpidrs=mpidrs, mem_size=memory.size,
-                                       cmdline=spec.cmdline, gic_version=spec.gic_version,
+                                       cmdline=spec.cmdline, gic_version=gic_version,
                                        initrd=initrd, device_nodes=nodes))
         description = MachineDescription(
             memory=memory, mmio_bus=bus, vcpu_count=spec.vcpu_count, vcpu_mpidrs=mpidrs,
@@ -156,7 +160,7 @@ class Machine:
             device_events=clock,
             kernel_region=(payload.kernel.load_address,
                            payload.kernel.end - payload.kernel.load_address))
-        vm = get_backend(spec.backend).create_vm(description)
+        vm = backend.create_vm(description)
         for placed in devices:
             for line in placed.irqs:
                 line.connect(vm.interrupt_sink)

@@ -25,7 +25,6 @@ from petard.core.resources import VmResources
 log = vmm_logging.get("vmm")
 
 VCPU_THREAD_NAME = "fc_vcpu 0"
-DEFAULT_GIC_VERSION = 3
 
 _EXIT_LINES = {
     ExitReason.POWER_OFF: "Guest powered off (PSCI SYSTEM_OFF).",
@@ -160,7 +159,7 @@ def make_starter(backend_name: str, *, boot_timer: bool = False, gic_version: in
             cmdline=str(cmdline),
             vcpu_count=resources.machine.vcpu_count,
             mem_size_mib=resources.machine.mem_size_mib,
-            gic_version=gic_version or DEFAULT_GIC_VERSION,
+            gic_version=gic_version,
             # petard's plugin devices come last: upstream's devices keep their slots and GSIs.
             devices=machine_devices(resources, cmdline.has_console(), console)
             + [config.placement() for config in resources.plugin_devices],
