@@ -7,7 +7,9 @@
 Command line: ``python -m petard.guest fetch [--refresh]`` (see ``petard.guest.__main__``).
 Modules: ``apt`` (private arm64 apt), ``debs`` (unpacking), ``cpio`` (newc format),
 ``initramfs`` (image assembly), ``init_script`` (the guest's /init),
-``cache`` (cache layout and the fetch itself).
+``cache`` (cache layout and the fetch itself), ``overlay`` (extra files appended to an
+initrd as a second cpio archive), ``rootfs``/``rootfs_scripts``/``kmod`` (an ext4 root image
+and the module initrd that mounts it).
 """
 
 from petard.guest.cache import GuestArtifacts, artifacts, cache_dir, cached_artifacts, fetch

@@ -2,11 +2,17 @@
 
 Unicorn starts the CPU at EL1 with EL2/EL3 present but unconfigured; the VMM plays the
 firmware's part by writing SCR_EL3/HCR_EL2/CNTHCTL_EL2/VMPIDR_EL2 directly. Also the
-register-access helpers every other module uses (system registers by `SysReg`).
+register-access helpers every other module uses (system registers by `SysReg`). They call
+libunicorn directly for 64-bit registers: the binding's generic reg_read/reg_write pick a
+register class per call and cost several microseconds, and the vCPU loop and its hooks do
+tens of thousands of accesses per boot.
 """
 
-from unicorn import UC_ARCH_ARM64, UC_MODE_ARM, Uc
+import ctypes
+
+from unicorn import UC_ARCH_ARM64, UC_MODE_ARM, Uc, UcError
 from unicorn import arm64_const as uc_arm64
+from unicorn.unicorn_py3 import unicorn as _binding
 
 from petard.core.arch import sysregs
 from petard.core.arch.sysregs import SysReg
@@ -34,13 +40,46 @@ def create_engine() -> Uc:
     return uc
 
 
+class CpRegister(ctypes.Structure):
+    """uc_arm64_cp_reg: a system register for UC_ARM64_REG_CP_REG accesses and SYS hooks."""
+
+    _fields_ = [("crn", ctypes.c_uint32), ("crm", ctypes.c_uint32), ("op0", ctypes.c_uint32),
+                ("op1", ctypes.c_uint32), ("op2", ctypes.c_uint32), ("val", ctypes.c_uint64)]
+
+
+_uc_reg_read = _binding.uclib.uc_reg_read
+_uc_reg_write = _binding.uclib.uc_reg_write
+
+
+def read_reg(uc: Uc, reg: int) -> int:
+    """A 64-bit register (X_REGISTERS, PC, SP, PSTATE...)."""
+    value = ctypes.c_uint64()
+    status = _uc_reg_read(uc._uch, reg, ctypes.byref(value))
+    if status:
+        raise UcError(status, reg)
+    return value.value
+
+
+def write_reg(uc: Uc, reg: int, value: int) -> None:
+    status = _uc_reg_write(uc._uch, reg, ctypes.byref(ctypes.c_uint64(value)))
+    if status:
+        raise UcError(status, reg)
+
+
 def read_sysreg(uc: Uc, reg: SysReg) -> int:
-    return uc.reg_read(_CP_REG, (reg.crn, reg.crm, reg.op0, reg.op1, reg.op2))
+    access = CpRegister(reg.crn, reg.crm, reg.op0, reg.op1, reg.op2, 0)
+    status = _uc_reg_read(uc._uch, _CP_REG, ctypes.byref(access))
+    if status:
+        raise UcError(status, _CP_REG)
+    return access.val
 
 
 def write_sysreg(uc: Uc, reg: SysReg, value: int) -> None:
     """Raw write of a system register (Unicorn then recomputes its cached CPU flags)."""
-    uc.reg_write(_CP_REG, (reg.crn, reg.crm, reg.op0, reg.op1, reg.op2, value))
+    access = CpRegister(reg.crn, reg.crm, reg.op0, reg.op1, reg.op2, value)
+    status = _uc_reg_write(uc._uch, _CP_REG, ctypes.byref(access))
+    if status:
+        raise UcError(status, _CP_REG)
 
 
 def rebuild_cached_flags(uc: Uc) -> None:
@@ -63,9 +102,9 @@ def configure_firmware_state(uc: Uc, mpidr: int) -> None:
 def set_entry_state(uc: Uc, pc: int, pstate: int, x0: int = 0) -> None:
     """Registers of a vCPU entering the kernel (boot or PSCI CPU_ON): x0, all else zero."""
     for number, reg in enumerate(X_REGISTERS):
-        uc.reg_write(reg, x0 if number == 0 else 0)
-    uc.reg_write(PSTATE, pstate)
-    uc.reg_write(PC, pc)
+        write_reg(uc, reg, x0 if number == 0 else 0)
+    write_reg(uc, PSTATE, pstate)
+    write_reg(uc, PC, pc)
     rebuild_cached_flags(uc)
 
 

@@ -54,8 +54,8 @@ def enter_exception(uc: Uc, kind: ExceptionKind, return_address: int,
         new_sp = sp
     else:
         # The live SP is SP_EL0 (EL0t or EL1t); the handler runs on SP_EL1.
-        uc.reg_write(_SP_EL0, sp)
-        new_sp = uc.reg_read(_SP_EL1)
+        cpu.write_reg(uc, _SP_EL0, sp)
+        new_sp = cpu.read_reg(uc, _SP_EL1)
         vector = vbar + (_FROM_LOWER_EL_AARCH64 if mode == ps.MODE_EL0t
                          else _FROM_CURRENT_EL_SP0) + kind
     cpu.write_sysreg(uc, sysregs.SPSR_EL1, old_pstate)
@@ -67,5 +67,5 @@ def enter_exception(uc: Uc, kind: ExceptionKind, return_address: int,
     writes += [(cpu.PSTATE, _ENTRY_PSTATE), (cpu.SP, new_sp)]
     uc.reg_write_batch(writes)
     cpu.rebuild_cached_flags(uc)
-    uc.reg_write(cpu.PC, vector)
+    cpu.write_reg(uc, cpu.PC, vector)
     return vector

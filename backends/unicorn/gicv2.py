@@ -15,6 +15,9 @@ _DISTRIBUTOR_IIDR = 0x0200_143B     # ARM implementation, GICv2
 
 class GicV2(EmulatedGic):
     def __init__(self, description: GicDescription, cpu_count: int):
+        if cpu_count > gic.GICV2_MAX_CPUS:
+            raise ValueError(f"GICv2 supports at most {gic.GICV2_MAX_CPUS} vCPUs, not {cpu_count}: "
+                             "use GICv3")
         super().__init__(cpu_count, description.irq_count)
         self.description = description
         self.arrays = IrqArrays(self.state, 0, description.irq_count, groups_read_as_one=False)

@@ -56,7 +56,8 @@ class GicV3(EmulatedGic):
         if offset == gic.GICD_TYPER:
             return (typer_it_lines(self.state.irq_count)
                     | min(self.state.cpu_count - 1, _MAX_TYPER_CPU_NUMBER) << gic.GICD_TYPER_CPU_NUMBER_SHIFT
-                    | gic.GICD_TYPER_ID_BITS_SPIS_ONLY << gic.GICD_TYPER_ID_BITS_SHIFT)
+                    | gic.GICD_TYPER_ID_BITS_SPIS_ONLY << gic.GICD_TYPER_ID_BITS_SHIFT
+                    | gic.GICD_TYPER_RSS)
         if offset == gic.GICD_IIDR:
             return _IIDR
         if offset == gic.GICD_PIDR2:
@@ -154,7 +155,7 @@ class GicV3(EmulatedGic):
         if reg == sysregs.ICC_PMR_EL1:
             return interface.priority_mask
         if reg == sysregs.ICC_CTLR_EL1:
-            return ((gic.PRIORITY_BITS - 1) << gic.ICC_CTLR_PRI_BITS_SHIFT
+            return ((gic.PRIORITY_BITS - 1) << gic.ICC_CTLR_PRI_BITS_SHIFT | gic.ICC_CTLR_RSS
                     | (gic.ICC_CTLR_EOI_MODE if interface.eoi_mode_split else 0))
         if reg == sysregs.ICC_IGRPEN1_EL1:
             return int(interface.enabled)
@@ -205,7 +206,10 @@ class GicV3(EmulatedGic):
                      | ((value >> gic.ICC_SGI1R_AFF2_SHIFT) & 0xFF) << 16
                      | ((value >> gic.ICC_SGI1R_AFF1_SHIFT) & 0xFF) << 8)
             target_list = value & gic.ICC_SGI1R_TARGET_LIST_MASK
-            wanted = {upper | aff0 for aff0 in range(16) if target_list >> aff0 & 1}
+            first_aff0 = (((value >> gic.ICC_SGI1R_RS_SHIFT) & gic.ICC_SGI1R_RS_MASK)
+                          * gic.ICC_SGI1R_TARGETS_PER_RANGE)
+            wanted = {upper | (first_aff0 + bit)
+                      for bit in range(gic.ICC_SGI1R_TARGETS_PER_RANGE) if target_list >> bit & 1}
             targets = [index for index, mpidr in enumerate(self.mpidrs) if mpidr in wanted]
         for target in targets:
             self.state.send_sgi(target, intid, cpu)

@@ -64,14 +64,14 @@ class IdleExitLearner:
                 if followed_return:
                     return None
                 followed_return = True
-                pc = uc.reg_read(cpu.X_REGISTERS[30])
+                pc = cpu.read_reg(uc, cpu.X_REGISTERS[30])
                 continue
             pc += a64.INSN_SIZE
         return None
 
     def _on_after_unmask(self, uc, _address, _size, _user_data) -> None:
         vcpu = self.vcpu
-        if vcpu.irq_wanted and not uc.reg_read(cpu.PSTATE) & ps.PSTATE_I:
+        if vcpu.irq_wanted and not cpu.read_reg(uc, cpu.PSTATE) & ps.PSTATE_I:
             vcpu.stats["idle-exit-stops"] += 1
             vcpu.stopped_by_vmm = True
             uc.emu_stop()

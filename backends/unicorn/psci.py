@@ -46,7 +46,7 @@ class PsciFirmware:
         self.calls.append(function)
         result = self._dispatch(caller, function, arg1, arg2, arg3)
         if result is not None:
-            uc.reg_write(cpu.X_REGISTERS[0], psci.to_register(result))
+            cpu.write_reg(uc, cpu.X_REGISTERS[0], psci.to_register(result))
 
     def _dispatch(self, caller: UnicornVcpu, function: int, arg1: int, arg2: int,
                   arg3: int) -> int | None:

@@ -6,113 +6,157 @@
   translations of that page, IC IALLUIS -> drop all, TLBI ...IS -> flush the TLB.
 * Spin-wait yielding. A kernel spin loop (qspinlock, csd_lock_wait, stop_machine) has no
   MSR, so the slice deadline would not stop it while the vCPU it waits for is not running.
-  Every YIELD and WFE in the kernel image gets a code hook that ends the slice when another
-  vCPU could run.
+  The kernel's spin hints are patched into HVC calls to the VMM (spin_sites.py); at each one
+  the slice ends if another vCPU could run. Code the guest publishes later (modules, BPF,
+  alternatives and static keys patched into the text) is patched when the guest makes it
+  executable with IC IVAU on a kernel code address (the upper half of the kernel VA space;
+  Linux cleans user pages through the linear map, in the lower half, and those are not
+  touched).
 
 Nothing here is installed for a single vCPU.
 """
 
 from __future__ import annotations
 
-import struct
-import time
 from typing import TYPE_CHECKING
 
-from unicorn import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_CODE, UC_HOOK_INSN
+from unicorn import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 from unicorn import arm64_const as uc_arm64
 
-from petard.core.arch import insn as a64
 from petard.core.arch import pstate as ps
 from petard.core.arch import sysregs
 
-from . import cpu
+from . import cpu, raw_hooks
 from .guest_va import TranslationFault, translate
+from .spin_sites import SPIN_CALL, find_spin_sites, patch_spin_sites
 
 if TYPE_CHECKING:
     from .vcpu import UnicornVcpu
     from .vm import UnicornVm
 
-_PAGE_MASK = ~0xFFF
+PAGE_SIZE = 0x1000
+_PAGE_MASK = ~(PAGE_SIZE - 1)
+# Linux arm64 (48-bit VA): kernel image, modules, BPF JIT and vmalloc live from here up; the
+# linear map (through which user pages are cleaned) lies below.
+KERNEL_CODE_VA_START = 0xFFFF_8000_0000_0000
 _IC_IVAU = tuple(sysregs.IC_IVAU)
 _IC_IALLUIS = tuple(sysregs.IC_IALLUIS)
-_SPIN_WORDS = (a64.YIELD, a64.WFE)
+_CRN_CACHE_MAINTENANCE = sysregs.IC_IVAU.crn      # IC and DC operations
+_CRN_TLB_MAINTENANCE = 8                           # TLBI operations
 
 
 class CoherenceState:
     """Per-vCPU maintenance owed because of other vCPUs."""
 
-    __slots__ = ("pages", "flush_all_code", "flush_tlb")
+    __slots__ = ("pages", "flush_all_code", "flush_tlb", "last_page_sent", "tlb_flush_sent")
 
     def __init__(self):
         self.pages: set[int] = set()
         self.flush_all_code = False
         self.flush_tlb = False
+        # What this vCPU already queued for the others during its current slice.
+        self.last_page_sent: int | None = None
+        self.tlb_flush_sent = False
 
 
 class SmpSupport:
     def __init__(self, vm: UnicornVm):
         self.vm = vm
-        self.spin_offsets = self._scan_spin_sites()
+        self.spin_site_count = self._patch_spin_sites()
+        self.published_code_va_start = KERNEL_CODE_VA_START
+        self._kernel_image_pages: dict[int, int] = {}      # kernel image VA page -> PA
+        self._spin_call_sites: dict[int, bool] = {}     # HVC address (VA) -> is a spin call
 
     # --- set-up ---------------------------------------------------------------------
 
-    def _scan_spin_sites(self) -> list[int]:
-        """Offsets of YIELD/WFE words in the loaded kernel (data words may match: harmless)."""
+    def _patch_spin_sites(self) -> int:
+        """Turn the loaded kernel's spin hints into VMM calls; returns how many."""
         region = self.vm.machine.kernel_region
         if region is None:
-            return []
+            return 0
         base, size = region
-        data = self.vm.memory.read(base, size - size % 4)
-        return [index * 4 for index, (word,) in enumerate(struct.iter_unpack("<I", data))
-                if word in _SPIN_WORDS]
+        sites = find_spin_sites(self.vm.memory.read(base, size))
+        patch_spin_sites(self.vm.memory.write_u32, base, sites)
+        return len(sites)
 
     def attach(self, vcpu: UnicornVcpu) -> None:
         vcpu.coherence = CoherenceState()
-        vcpu.uc.hook_add(UC_HOOK_INSN, self._on_sys, vcpu, 1, 0, uc_arm64.UC_ARM64_INS_SYS)
-
-    def install_spin_hooks(self, vcpu: UnicornVcpu, kernel_pc: int) -> None:
-        """Called once per vCPU when it is first seen running at a kernel VA."""
-        region = self.vm.machine.kernel_region
-        if region is None or not self.spin_offsets:
-            return
-        try:
-            physical = translate(vcpu.uc, self.vm.memory.read_u64, kernel_pc)
-        except TranslationFault:
-            return
-        if not region[0] <= physical < region[0] + region[1]:
-            return                      # not in the kernel image (a module?): try later
-        image_va = kernel_pc - (physical - region[0])
-        for offset in self.spin_offsets:
-            address = image_va + offset
-            vcpu.uc.hook_add(UC_HOOK_CODE, self._on_spin, vcpu, address, address)
-        vcpu.uc.ctl_flush_tb()
-        vcpu.spin_hooks_installed = True
-        vcpu.stats["spin-hooks"] += len(self.spin_offsets)
+        raw_hooks.add_sys_insn_hook(vcpu.uc, uc_arm64.UC_ARM64_INS_SYS, self._on_sys, vcpu)
 
     # --- hooks ----------------------------------------------------------------------
 
     def _on_sys(self, uc, _reg, cp, vcpu: UnicornVcpu) -> bool:
-        key = (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
-        if key == _IC_IVAU:
-            page = cp.val & _PAGE_MASK
-            for other in self._others(vcpu):
-                other.coherence.pages.add(page)
-        elif key == _IC_IALLUIS:
-            for other in self._others(vcpu):
-                other.coherence.flush_all_code = True
-        elif sysregs.is_broadcast_tlbi(key):
-            for other in self._others(vcpu):
-                other.coherence.flush_tlb = True
+        # Runs ~200k times per boot (mostly DC CVAU / IC IVAU loops over whole pages):
+        # the other vCPUs are not running during this slice, so what was already queued
+        # for them in this slice needs no second look.
+        try:
+            crn = cp.crn
+            if crn == _CRN_CACHE_MAINTENANCE:
+                key = (cp.op0, cp.op1, crn, cp.crm, cp.op2)
+                if key == _IC_IVAU:
+                    page = cp.val & _PAGE_MASK
+                    state = vcpu.coherence
+                    if page != state.last_page_sent:
+                        state.last_page_sent = page
+                        if page >= self.published_code_va_start:
+                            self._patch_published_page(vcpu, page)
+                        for other in self._others(vcpu):
+                            other.coherence.pages.add(page)
+                elif key == _IC_IALLUIS:
+                    for other in self._others(vcpu):
+                        other.coherence.flush_all_code = True
+            elif crn == _CRN_TLB_MAINTENANCE and not vcpu.coherence.tlb_flush_sent:
+                if sysregs.is_broadcast_tlbi((cp.op0, cp.op1, crn, cp.crm, cp.op2)):
+                    vcpu.coherence.tlb_flush_sent = True
+                    for other in self._others(vcpu):
+                        other.coherence.flush_tlb = True
+        except Exception as error:      # never let an exception unwind through Unicorn
+            vcpu.fail(f"internal error in SYS hook: {error!r}")
         return False
 
-    def _on_spin(self, uc, address, _size, vcpu: UnicornVcpu) -> None:
-        if address == vcpu.slice_start_pc and not vcpu.spin_passed_start:
-            vcpu.spin_passed_start = True   # where this slice resumed: let it run once
-            return
-        if time.monotonic_ns() >= vcpu.stop_deadline_ns or self._another_can_run(vcpu):
+    def _patch_published_page(self, vcpu: UnicornVcpu, page: int) -> None:
+        """Kernel code at `page` (VA) is being made executable: patch its spin hints. The
+        issuer's own translations of the page were dropped when the guest wrote the code;
+        any made since are dropped before its next slice."""
+        memory = self.vm.memory
+        physical = self._kernel_image_pages.get(page)
+        if physical is None:
+            try:
+                physical = translate(vcpu.uc, memory.read_u64, page)
+            except TranslationFault:
+                return
+            if not memory.contains(physical, PAGE_SIZE):
+                return
+            region = self.vm.machine.kernel_region
+            if region is not None and region[0] <= physical < region[0] + region[1]:
+                # The image stays mapped where it is for the whole boot (static keys and
+                # alternatives re-publish its pages thousands of times): walk once.
+                self._kernel_image_pages[page] = physical
+        sites = find_spin_sites(memory.read(physical, PAGE_SIZE))
+        if sites:
+            patch_spin_sites(memory.write_u32, physical, sites)
+            vcpu.coherence.pages.add(page)
+            self.spin_site_count += len(sites)
+            vcpu.stats["spin-sites-patched-later"] += len(sites)
+
+    def is_spin_call(self, vcpu: UnicornVcpu, hvc_address: int) -> bool:
+        """Is the HVC just executed at `hvc_address` one of the patched spin hints?"""
+        known = self._spin_call_sites.get(hvc_address)
+        if known is None:
+            try:
+                known = self.vm.instructions.fetch(vcpu.uc, hvc_address) == SPIN_CALL
+            except TranslationFault:
+                return False
+            self._spin_call_sites[hvc_address] = known
+        return known
+
+    def on_spin_call(self, vcpu: UnicornVcpu) -> bool:
+        """The vCPU is spinning: True if it should give way (another vCPU could run)."""
+        vcpu.stats["spin-calls"] += 1
+        if self._another_can_run(vcpu):
             vcpu.stats["spin-yields"] += 1
-            vcpu.stopped_by_vmm = True
-            uc.emu_stop()
+            return True
+        return False
 
     # --- scheduling and maintenance -------------------------------------------------
 
@@ -132,9 +176,11 @@ class SmpSupport:
     def before_slice(self, vcpu: UnicornVcpu) -> None:
         """Apply the maintenance other vCPUs broadcast since this one last ran."""
         state = vcpu.coherence
+        state.last_page_sent = None
+        state.tlb_flush_sent = False
         uc = vcpu.uc
         if state.flush_all_code or (
-                state.pages and ps.exception_level(uc.reg_read(cpu.PSTATE)) == 0):
+                state.pages and ps.exception_level(cpu.read_reg(uc, cpu.PSTATE)) == 0):
             # At EL0 the kernel VAs of IC IVAU cannot be translated: drop everything.
             uc.ctl_flush_tb()
             vcpu.stats["coherence-code-flushes"] += 1

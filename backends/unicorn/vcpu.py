@@ -7,6 +7,9 @@ MMIO callback, both of which make Unicorn re-execute instructions):
   * "daif trick": with an interrupt wanted, a guest `msr daif, xN` that unmasks IRQs is
     performed here and emulation stops right after it,
   * the learned idle exit (see idle_exit.py),
+  * exceptions (HVC, SVC, aborts, traps) once the deadline has passed, and with several
+    vCPUs the patched spin-wait hints (HVC calls, see spin_sites.py) when another vCPU could
+    run,
   * WFI, which makes `emu_start` return by itself.
 At a slice boundary the vCPU loop updates the timer, injects a pending IRQ if PSTATE.I is
 clear, and otherwise marks the interrupt as wanted.
@@ -22,7 +25,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from unicorn import (UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED,
+from unicorn import (UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED,
                      UC_MEM_FETCH_UNMAPPED, UC_PROT_ALL, UcError)
 from unicorn import arm64_const as uc_arm64
 
@@ -32,7 +35,7 @@ from petard.core.arch import sysregs
 from petard.core.arch.sysregs import SysReg, is_icc_el1_register
 from petard.core.backend import VmExit
 
-from . import cpu, qemu_exceptions
+from . import cpu, qemu_exceptions, raw_hooks
 from .exception_entry import ExceptionKind, UnsupportedExceptionSource, enter_exception
 from .fatal import fatal_exit
 from .guest_va import TranslationFault
@@ -66,15 +69,13 @@ class UnicornVcpu:
         self.timer = GenericTimer()
         self.halted = False             # stopped at WFI, waiting for an interrupt
         self.irq_wanted = False         # stop at the next point where IRQs get unmasked
+        self.kicked = False             # an interrupt arrived for it while another vCPU ran
         self.stop_deadline_ns = 0       # safe points stop once monotonic time reaches this
         self.stopped_by_vmm = False
         self.exit: VmExit | None = None
         self.user_block_hook_installed = False
         # SMP only (see smp.py)
         self.coherence = None
-        self.spin_hooks_installed = False
-        self.slice_start_pc = 0
-        self.spin_passed_start = False
         self.stats: Counter[str] = Counter()
         self.idle_exit = IdleExitLearner(self)
         self._setup()
@@ -96,7 +97,7 @@ class UnicornVcpu:
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None, 0, memory.base - 1)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None, memory.end, RUN_FOREVER)
         uc.hook_add(UC_HOOK_INTR, self._on_exception)
-        uc.hook_add(UC_HOOK_INSN, self._on_msr, None, 1, 0, uc_arm64.UC_ARM64_INS_MSR)
+        raw_hooks.add_sys_insn_hook(uc, uc_arm64.UC_ARM64_INS_MSR, self._on_msr)
         cpu.configure_firmware_state(uc, self.mpidr)
 
     def _on_unmapped(self, uc, access, address, size, value, _user_data) -> bool:
@@ -131,8 +132,9 @@ class UnicornVcpu:
 
     # --- the run slice -----------------------------------------------------------------
 
-    def run_slice(self, slice_ns: int) -> None:
-        """Run until the next safe stop after `slice_ns`, WFI, or an exit."""
+    def run_slice(self, slice_ns: int, deadline_ns: int | None = None) -> None:
+        """Run until the next safe stop after `slice_ns` (or after the monotonic time
+        `deadline_ns`, if earlier), WFI, or an exit."""
         if self.power is PowerState.ON_PENDING:
             self._start_pending()
         self.update_timer()
@@ -143,12 +145,11 @@ class UnicornVcpu:
             smp.before_slice(self)
         self.stopped_by_vmm = False
         self.stop_deadline_ns = time.monotonic_ns() + slice_ns
-        pc = uc.reg_read(cpu.PC)
-        self.slice_start_pc = pc
-        self.spin_passed_start = False
+        if deadline_ns is not None and deadline_ns < self.stop_deadline_ns:
+            self.stop_deadline_ns = deadline_ns
         self.stats["slices"] += 1
         try:
-            uc.emu_start(pc, RUN_FOREVER)
+            uc.emu_start(cpu.read_reg(uc, cpu.PC), RUN_FOREVER)
         except UcError as error:
             if self.exit is None:
                 self.exit = fatal_exit(self, f"emulation failed: {error}")
@@ -157,13 +158,10 @@ class UnicornVcpu:
             if self.exit is None:
                 self.exit = fatal_exit(self, f"internal error during emulation: {error!r}")
             return
-        stop_pc = uc.reg_read(cpu.PC)
-        if not self.user_block_hook_installed and stop_pc >= _KERNEL_VA_START:
+        if not self.user_block_hook_installed and cpu.read_reg(uc, cpu.PC) >= _KERNEL_VA_START:
             # Only now: at reset the kernel runs at low physical addresses, which a block
             # hook bounded to the EL0 range would slow down for nothing.
             self._install_user_block_hook()
-        if smp is not None and not self.spin_hooks_installed and stop_pc >= _KERNEL_VA_START:
-            smp.install_spin_hooks(self, stop_pc)
         if self.exit is not None or self.stopped_by_vmm or self.power is not PowerState.ON:
             return
         self._after_natural_return()
@@ -171,7 +169,7 @@ class UnicornVcpu:
     def _after_natural_return(self) -> None:
         """emu_start returned on its own: WFI (Unicorn returns after executing it)."""
         uc = self.uc
-        pc = uc.reg_read(cpu.PC)
+        pc = cpu.read_reg(uc, cpu.PC)
         try:
             word = self.vm.instructions.fetch(uc, pc - a64.INSN_SIZE)
         except TranslationFault:
@@ -181,7 +179,7 @@ class UnicornVcpu:
             return
         self.stats["wfi"] += 1
         self.halted = True
-        if uc.reg_read(cpu.PSTATE) & ps.PSTATE_I:
+        if cpu.read_reg(uc, cpu.PSTATE) & ps.PSTATE_I:
             # Linux idles with IRQs masked and unmasks with `msr daifclr` (not hookable):
             # learn where that happens so we can stop there when an interrupt is pending.
             self.idle_exit.learn(pc)
@@ -205,11 +203,11 @@ class UnicornVcpu:
             self.irq_wanted = False
             return
         uc = self.uc
-        if uc.reg_read(cpu.PSTATE) & ps.PSTATE_I:
+        if cpu.read_reg(uc, cpu.PSTATE) & ps.PSTATE_I:
             self.irq_wanted = True
             return
         try:
-            enter_exception(uc, ExceptionKind.IRQ, uc.reg_read(cpu.PC))
+            enter_exception(uc, ExceptionKind.IRQ, cpu.read_reg(uc, cpu.PC))
         except UnsupportedExceptionSource as error:
             self.exit = fatal_exit(self, str(error))
             return
@@ -221,7 +219,7 @@ class UnicornVcpu:
         self.stop_deadline_ns = 0
 
     def _install_user_block_hook(self) -> None:
-        self.uc.hook_add(UC_HOOK_BLOCK, self._on_user_block, None, 0, _USER_VA_END)
+        raw_hooks.add_block_hook(self.uc, self._on_user_block, 0, _USER_VA_END)
         self.user_block_hook_installed = True
 
     # --- hooks -------------------------------------------------------------------------
@@ -229,6 +227,12 @@ class UnicornVcpu:
     def _stop(self) -> None:
         self.stopped_by_vmm = True
         self.uc.emu_stop()
+
+    def fail(self, message: str) -> None:
+        """From a hook: end the VM with a fatal error."""
+        if self.exit is None:
+            self.exit = fatal_exit(self, message)
+        self._stop()
 
     def _on_user_block(self, uc, _address, _size, _user_data) -> None:
         if time.monotonic_ns() >= self.stop_deadline_ns:
@@ -265,15 +269,15 @@ class UnicornVcpu:
     def _skip_instruction(uc) -> bool:
         """Make the hooked MSR a no-op. Returning True alone is not enough: for registers
         Unicorn does not know (ICC_*) it re-executes the MSR unless PC is moved on."""
-        uc.reg_write(cpu.PC, uc.reg_read(cpu.PC) + a64.INSN_SIZE)
+        cpu.write_reg(uc, cpu.PC, cpu.read_reg(uc, cpu.PC) + a64.INSN_SIZE)
         return True
 
     def _perform_daif_write_and_stop(self, value: int) -> None:
         uc = self.uc
         pstate, pc = uc.reg_read_batch([cpu.PSTATE, cpu.PC])
-        uc.reg_write(cpu.PSTATE, (pstate & ~ps.PSTATE_DAIF_MASK) | (value & ps.PSTATE_DAIF_MASK))
+        cpu.write_reg(uc, cpu.PSTATE, (pstate & ~ps.PSTATE_DAIF_MASK) | (value & ps.PSTATE_DAIF_MASK))
         cpu.rebuild_cached_flags(uc)
-        uc.reg_write(cpu.PC, pc + a64.INSN_SIZE)
+        cpu.write_reg(uc, cpu.PC, pc + a64.INSN_SIZE)
         self.stats["daif-unmask-stops"] += 1
         self._stop()
 
@@ -281,9 +285,15 @@ class UnicornVcpu:
         try:
             self.stats[f"exception-{intno}"] += 1
             if intno == qemu_exceptions.EXCP_HVC:
-                self.vm.psci.call(self)
+                smp = self.vm.smp
+                if smp is not None and smp.is_spin_call(self, cpu.read_reg(uc, cpu.PC) - a64.INSN_SIZE):
+                    if smp.on_spin_call(self):
+                        self._stop()
+                        return
+                else:
+                    self.vm.psci.call(self)
             elif intno == qemu_exceptions.EXCP_SMC:
-                uc.reg_write(cpu.X_REGISTERS[0], (1 << 64) - 1)    # NOT_SUPPORTED
+                cpu.write_reg(uc, cpu.X_REGISTERS[0], (1 << 64) - 1)    # NOT_SUPPORTED
             elif intno == qemu_exceptions.EXCP_UDEF and self._emulate_icc_read():
                 pass
             elif intno in (qemu_exceptions.EXCP_SWI, qemu_exceptions.EXCP_UDEF,
@@ -292,7 +302,7 @@ class UnicornVcpu:
                 details = self.vm.exception_details.read(uc)
                 is_abort = intno in (qemu_exceptions.EXCP_PREFETCH_ABORT,
                                      qemu_exceptions.EXCP_DATA_ABORT)
-                enter_exception(uc, ExceptionKind.SYNCHRONOUS, uc.reg_read(cpu.PC),
+                enter_exception(uc, ExceptionKind.SYNCHRONOUS, cpu.read_reg(uc, cpu.PC),
                                 details.syndrome, details.fault_address if is_abort else None)
             else:
                 self.exit = fatal_exit(self, f"unexpected exception {intno} from the emulator")
@@ -312,7 +322,7 @@ class UnicornVcpu:
     def _emulate_icc_read(self) -> bool:
         """An MRS of an ICC_* register (absent from Unicorn's A57): emulate it, skip it."""
         uc = self.uc
-        pc = uc.reg_read(cpu.PC)
+        pc = cpu.read_reg(uc, cpu.PC)
         try:
             access = a64.decode_sysreg_access(self.vm.instructions.fetch(uc, pc))
         except TranslationFault:
@@ -323,8 +333,8 @@ class UnicornVcpu:
         if value is None:
             return False
         if access.rt != a64.ZERO_REGISTER:
-            uc.reg_write(cpu.X_REGISTERS[access.rt], value)
-        uc.reg_write(cpu.PC, pc + a64.INSN_SIZE)
+            cpu.write_reg(uc, cpu.X_REGISTERS[access.rt], value)
+        cpu.write_reg(uc, cpu.PC, pc + a64.INSN_SIZE)
         self.stats["icc-reads"] += 1
         return True
 

@@ -1,11 +1,16 @@
 """The Unicorn VM: all vCPUs on the shared guest RAM, run round-robin in ONE host thread.
 
 One host thread because Unicorn's exclusives are not atomic across engines and a remote
-engine cannot be stopped safely (see the SMP notes): each vCPU runs one slice in turn;
-with more than one vCPU, smp.py adds cross-engine coherence and spin-wait yielding.
+engine cannot be stopped safely (see docs/unicorn-smp.md): each vCPU runs one slice in turn; with more
+than one vCPU, smp.py adds cross-engine coherence and spin-wait yielding.
+Scheduling: round-robin over the vCPUs that can run (powered on, not waiting in WFI, or
+waiting with an interrupt signalled); a vCPU an interrupt is signalled to while another runs
+cuts that one's slice short and goes next; a slice also ends by the next timer deadline of
+any other vCPU. Halted and powered-off vCPUs cost nothing but a check between slices.
 The loop also runs the devices' due clock callbacks, sleeps while every vCPU waits in WFI
 (until the next timer deadline, device event or wake-up), and honours pause/resume/stop
-requests from other threads at slice boundaries only, so a paused guest continues exactly.
+requests from other threads at slice boundaries only, so a paused guest (all its vCPUs)
+continues exactly.
 """
 
 from __future__ import annotations
@@ -75,6 +80,8 @@ class UnicornVm(Vm):
         self._resume = threading.Event()
         self._stop_requested = False
         self._running = False
+        self._cursor = 0                        # round-robin position
+        self._current: UnicornVcpu | None = None   # the vCPU inside run_slice, if any
         self.finished = threading.Event()
         self.idle_seconds = 0.0
         self.exit: VmExit | None = None
@@ -139,6 +146,8 @@ class UnicornVm(Vm):
         total["gic-sysreg"] = getattr(self.gic, "sysreg_access_count", 0)
         total["timer-writes"] = sum(vcpu.timer.write_count for vcpu in self.vcpus)
         total["psci-calls"] = len(self.psci.calls)
+        if self.smp is not None:
+            total["spin-sites-patched"] = self.smp.spin_site_count
         return total
 
     # --- the loop ----------------------------------------------------------------------
@@ -167,20 +176,49 @@ class UnicornVm(Vm):
                 deadline = events.next_deadline()
                 if deadline is not None and deadline <= time.monotonic():
                     events.run_due()
-            ran = False
-            for vcpu in self.vcpus:
-                if vcpu.power is PowerState.OFF:
-                    continue
-                if vcpu.halted and not vcpu.wake_if_interrupted():
-                    continue
-                vcpu.run_slice(self.slice_ns)
-                ran = True
-                if vcpu.exit is not None:
-                    return self._finish(vcpu.exit)
-                if self._stop_requested or self._pause_requested:
-                    break
-            if not ran and not (self._stop_requested or self._pause_requested):
-                self._idle()
+            vcpu = self._next_vcpu()
+            if vcpu is None:
+                if not (self._stop_requested or self._pause_requested):
+                    self._idle()
+                continue
+            self._current = vcpu
+            vcpu.run_slice(self.slice_ns, self._other_timer_deadline(vcpu))
+            self._current = None
+            if vcpu.exit is not None:
+                return self._finish(vcpu.exit)
+
+    def _next_vcpu(self) -> UnicornVcpu | None:
+        """Round-robin over the runnable vCPUs, except that one an interrupt was signalled to
+        while another ran goes first (it got that one's slice cut short)."""
+        count = len(self.vcpus)
+        runnable = []
+        for step in range(count):
+            vcpu = self.vcpus[(self._cursor + step) % count]
+            if vcpu.power is PowerState.OFF:
+                continue
+            if vcpu.halted and not vcpu.wake_if_interrupted():
+                continue
+            if vcpu.kicked:
+                runnable = [vcpu]
+                break
+            runnable.append(vcpu)
+        if not runnable:
+            return None
+        chosen = runnable[0]
+        chosen.kicked = False
+        self._cursor = (chosen.index + 1) % count
+        return chosen
+
+    def _other_timer_deadline(self, running: UnicornVcpu) -> int | None:
+        """When the next timer of another powered-on vCPU fires (monotonic ns): the running
+        vCPU's slice must end by then so that interrupt is not a whole slice late."""
+        deadline = None
+        for vcpu in self.vcpus:
+            if vcpu is not running and vcpu.power is PowerState.ON:
+                at = vcpu.timer.next_deadline_ns()
+                if at is not None and (deadline is None or at < deadline):
+                    deadline = at
+        return deadline
 
     def _finish(self, vm_exit: VmExit) -> VmExit:
         self.exit = vm_exit
@@ -215,13 +253,19 @@ class UnicornVm(Vm):
         self.idle_seconds += time.monotonic() - started
 
     def _on_interrupt_change(self, cpus) -> None:
-        """The GIC may now signal an IRQ to `cpus`: get them to a stop point soon."""
+        """The GIC may now signal an IRQ to `cpus`: get them to a stop point soon and, if one
+        of them is not the vCPU running now, end the running one's slice at its next safe
+        point so the scheduler turns to it (any thread)."""
         woke = False
+        current = self._current
         for index in cpus:
             vcpu = self.vcpus[index]
             if self.gic.irq_signalled(index):
                 vcpu.irq_wanted = True
                 vcpu.request_stop()
+                if current is not None and vcpu is not current:
+                    vcpu.kicked = True
+                    current.request_stop()
                 woke = True
         if woke:
             self.wake()

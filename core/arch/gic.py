@@ -47,6 +47,8 @@ GICD_CTLR_RWP = 1 << 31          # v3: register write pending
 GICD_TYPER_CPU_NUMBER_SHIFT = 5
 GICD_TYPER_ID_BITS_SHIFT = 19    # v3: IDbits - 1
 GICD_TYPER_ID_BITS_SPIS_ONLY = 9  # 10 bits of INTID (no LPIs)
+GICD_TYPER_RSS = 1 << 26         # v3: SGIs can target Aff0 values 0-255 (range selector)
+GICV2_MAX_CPUS = 8               # v2 target lists and ITARGETSR are 8-bit CPU masks
 
 GIC_PIDR2_ARCH_GICV3 = 0x3B      # ArchRev 3 in bits [7:4]
 
@@ -112,6 +114,7 @@ GICC_IIDR_GICV2 = 0x0202_143B    # ARM, architecture version 2
 ICC_CTLR_EOI_MODE = 1 << 1
 ICC_CTLR_PRI_BITS_SHIFT = 8
 ICC_CTLR_A3V = 1 << 15
+ICC_CTLR_RSS = 1 << 18           # the CPU interface honours ICC_SGI1R_EL1.RS
 ICC_SRE_SRE = 1 << 0
 ICC_SRE_DFB = 1 << 1
 ICC_SRE_DIB = 1 << 2
@@ -122,7 +125,10 @@ ICC_SGI1R_AFF1_SHIFT = 16
 ICC_SGI1R_INTID_SHIFT = 24
 ICC_SGI1R_AFF2_SHIFT = 32
 ICC_SGI1R_IRM = 1 << 40
+ICC_SGI1R_RS_SHIFT = 44          # range selector: the target list covers Aff0 16*RS..16*RS+15
+ICC_SGI1R_RS_MASK = 0xF
 ICC_SGI1R_AFF3_SHIFT = 48
+ICC_SGI1R_TARGETS_PER_RANGE = 16
 
 # Implemented priority bits (as KVM's vGIC): 5, so priorities are multiples of 8.
 PRIORITY_BITS = 5

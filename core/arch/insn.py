@@ -1,7 +1,8 @@
 """A64 instruction encodings the VMM recognises or emits (Arm ARM C6).
 
 Only what petard needs: decoding trapped MSR/MRS, spotting WFI and interrupt unmasking
-when learning the guest's idle loop, and encoding the self-test's SVC/HVC.
+when learning the guest's idle loop, encoding the self-test's SVC/HVC, and the branch
+offsets used to find spin-wait loops.
 """
 
 from typing import NamedTuple
@@ -74,3 +75,31 @@ def encode_hvc(imm16: int) -> int:
 def encode_str_x_unsigned_offset(rt: int, rn: int) -> int:
     """STR Xt, [Xn] (64-bit store, unsigned immediate offset 0)."""
     return 0xF900_0000 | (rn << 5) | rt
+
+
+# Immediate branches: (mask, value, offset field shift, offset field bits).
+_BRANCHES = (
+    (0xFC00_0000, 0x1400_0000, 0, 26),     # B (not BL)
+    (0xFF00_0010, 0x5400_0000, 5, 19),     # B.cond
+    (0x7E00_0000, 0x3400_0000, 5, 19),     # CBZ / CBNZ
+    (0x7E00_0000, 0x3600_0000, 5, 14),     # TBZ / TBNZ
+)
+
+
+_BL_MASK = 0xFC00_0000
+_BL_VALUE = 0x9400_0000
+
+
+def is_bl(insn: int) -> bool:
+    return insn & _BL_MASK == _BL_VALUE
+
+
+def branch_offset(insn: int) -> int | None:
+    """Byte offset of an immediate B, B.cond, CB(N)Z or TB(N)Z; None for anything else."""
+    for mask, value, shift, bits in _BRANCHES:
+        if insn & mask == value:
+            field = (insn >> shift) & ((1 << bits) - 1)
+            if field >> (bits - 1):
+                field -= 1 << bits
+            return field * INSN_SIZE
+    return None
