@@ -12,15 +12,9 @@ READY_MARKER = "PETARD-GUEST-READY"
 TEST_POWEROFF_ARG = "petard.test=poweroff"
 BUSYBOX_PATH = "bin/busybox"
 
-INIT_SCRIPT = f"""#!/bin/busybox sh
-# petard guest init (PID 1). See petard/guest/init_script.py.
-/bin/busybox mount -t proc proc /proc
-/bin/busybox mount -t sysfs sysfs /sys
-/bin/busybox mount -t devtmpfs devtmpfs /dev
-/bin/busybox --install -s
-export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root TERM=linux
-echo {READY_MARKER}
-for arg in $(cat /proc/cmdline); do
+# The end of every petard init: power off at once for boot tests, else a console shell whose
+# poweroff/halt/reboot reach PID 1 as busybox's signals; leaving the shell powers off too.
+SHELL_OR_POWEROFF = f"""for arg in $(cat /proc/cmdline); do
     if [ "$arg" = "{TEST_POWEROFF_ARG}" ]; then
         sync
         poweroff -f
@@ -34,3 +28,13 @@ wait $!
 sync
 poweroff -f
 """
+
+INIT_SCRIPT = f"""#!/bin/busybox sh
+# petard guest init (PID 1). See petard/guest/init_script.py.
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+/bin/busybox --install -s
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root TERM=linux
+echo {READY_MARKER}
+"""+SHELL_OR_POWEROFF

@@ -13,7 +13,7 @@ ROOTFS_READY_MARKER, runs ``/etc/petard/run`` if the image has one, then powers 
 (``petard.test=poweroff`` on the command line) or runs a shell on the console.
 """
 
-from petard.guest.init_script import TEST_POWEROFF_ARG
+from petard.guest.init_script import SHELL_OR_POWEROFF
 
 ROOTFS_READY_MARKER = "PETARD-ROOTFS-READY"
 LOAD_ORDER_FILE = "lib/modules/load-order"
@@ -68,17 +68,4 @@ echo {ROOTFS_READY_MARKER}
 if [ -x /{RUN_HOOK} ]; then
     /{RUN_HOOK}
 fi
-for arg in $(cat /proc/cmdline); do
-    if [ "$arg" = "{TEST_POWEROFF_ARG}" ]; then
-        sync
-        poweroff -f
-    fi
-done
-trap 'sync; poweroff -f' USR2
-trap 'sync; halt -f' USR1
-trap 'sync; reboot -f' TERM
-setsid cttyhack sh -l </dev/console >/dev/console 2>&1 &
-wait $!
-sync
-poweroff -f
-"""
+"""+SHELL_OR_POWEROFF
