@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import write_distribution
+from plugin_distributions import write_distribution
 from petard_proc import PetardProcess
 
 from petard.core import layout

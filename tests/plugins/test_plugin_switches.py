@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_distribution
+from plugin_distributions import write_distribution
 from petard_proc import PetardProcess
 
 SENSOR_PLUGIN = """
