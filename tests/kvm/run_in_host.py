@@ -2,6 +2,9 @@
 
     python3.11 run_in_host.py [test_module.py ...]
 
+Without arguments it then runs the pytest-level end-to-end selections on KVM
+(pytest_in_host.py: virtio end to end, the PL061 example plugin), also skips-as-failures.
+
 Each test module runs in a fresh interpreter, as petard runs one VM per process (and
 because in the emulated host, VMs created after others in one process were seen reading
 stale memory: see kvm_testing). stdlib `unittest` on purpose: the emulated host carries
@@ -17,6 +20,7 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(HERE))   # /opt/petard: the pytest selections' paths start there
 
 
 def run_module(module: str) -> int:
@@ -45,7 +49,10 @@ def main(arguments: list[str]) -> int:
             failed.append(name)
     print(f"kvm-tests: {len(files) - len(failed)} of {len(files)} modules passed"
           + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
-    return 1 if failed or not files else 0
+    pytest_failed = False
+    if not arguments:
+        pytest_failed = subprocess.call([sys.executable, os.path.join(HERE, "pytest_in_host.py")], cwd=REPO_ROOT) != 0
+    return 1 if failed or not files or pytest_failed else 0
 
 
 if __name__ == "__main__":

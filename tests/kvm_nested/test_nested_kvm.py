@@ -1,7 +1,9 @@
 """The KVM backend for real on x86: boot the emulated aarch64 host (qemu-system-aarch64
 -M virt,virtualization=on -cpu max,pauth=off) once with gic-version=3 and once with
 gic-version=2, and run tests/kvm inside it (ioctl-level tests and `petard --backend kvm`
-booting the Debian guest through the HTTP API).
+booting the Debian guest through the HTTP API), then, with pytest, the virtio end-to-end
+tests on KVM (tests/virtio/test_e2e.py) and the PL061 example plugin's tests, installed from
+its wheel, with PETARD_TEST_BACKEND=kvm (tests/kvm/pytest_in_host.py).
 
 Fails, never skips: a missing tool names the Debian package, a missing /dev/kvm in the
 emulated host ends its run with exit code 99. Console logs are kept next to the cached
@@ -21,6 +23,7 @@ REQUIRED_TOOLS = {
     "qemu-system-aarch64": "qemu-system-arm",
     "aarch64-linux-gnu-as": "binutils-aarch64-linux-gnu",
     "dpkg-deb": "dpkg",
+    "mkfs.ext4": "e2fsprogs",
 }
 
 
