@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "plugins"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from guest_image import build_image  # noqa: E402  (tests/plugins, also puts tests/guestasm on the path)
+from guestasm.image import build_image  # noqa: E402  (tests/ is on the path)
 
 from petard.core import layout  # noqa: E402
 from petard.core.backend import ExitReason  # noqa: E402

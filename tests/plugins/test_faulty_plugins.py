@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from guest_image import build_image
+from guestasm.image import build_image
 
 from petard.core import layout
 from petard.core.backend import ExitReason

@@ -5,29 +5,15 @@ serial device on the bus and powers off; plus device placement rules."""
 import io
 
 import pytest
-from guestasm import assemble
+from guestasm.image import build_image
 
 from petard.core import layout
 from petard.core.backend import ExitReason
 from petard.core.boot.fdt import decode_cells, decode_u64s, parse_dtb
 from petard.core.device import DevicePlacement
 from petard.core.machine import Machine, MachineBuildError, MachineSpec, _Allocator
-from petard.core.arch import psci
 
-IMAGE_PROGRAM = r"""
-.equ UART_THR, {serial:#x}
-.equ PSCI_SYSTEM_OFF, {system_off:#x}
-.text
-.globl _start
-_start:                          // arm64 Image header (Documentation/arm64/booting.rst)
-    b entry                      // code0
-    .word 0                      // code1
-    .quad 0                      // text_offset
-    .quad image_end - _start     // image_size
-    .quad 0xa                    // flags: little endian, 4K pages, placed anywhere
-    .quad 0, 0, 0
-    .ascii "ARM\x64"
-    .word 0
+IMAGE_BODY = r"""
 entry:
     ldr x5, =UART_THR
     ldr w1, [x0]                 // the FDT magic 0xd00dfeed, stored big-endian
@@ -40,23 +26,15 @@ entry:
     cbz w4, 2f
     strb w4, [x5]
     b 1b
-2:  ldr x0, =PSCI_SYSTEM_OFF
-    hvc #0
-3:  b 3b
+2:  system_off
 fdt_ok: .asciz "FDT-OK\n"
 fdt_bad: .asciz "FDT-BAD\n"
-.balign 8
-image_end:
 """
 
 
 @pytest.fixture
 def image_path(tmp_path):
-    source = IMAGE_PROGRAM.format(serial=layout.SERIAL_START, system_off=psci.PSCI_SYSTEM_OFF)
-    program = assemble(source, layout.kernel_load_address(0))
-    path = tmp_path / "Image"
-    path.write_bytes(program.code)
-    return path
+    return build_image(tmp_path, IMAGE_BODY, UART_THR=layout.SERIAL_START)
 
 
 @pytest.mark.parametrize("gic_version", [3, 2])

@@ -1,26 +1,21 @@
-"""Tiny aarch64 guests for plugin tests and the MMIO benchmark: an assembled program wrapped
-as an arm64 Image, loaded by petard's real loader and run by the real machine builder.
+"""Tiny aarch64 guests: an assembled program wrapped as an arm64 Image, loaded by petard's
+real loader and run by the real machine builder (machine, plugin and MMIO-benchmark tests).
 
     image = build_image(tmp_path, BODY, DEVICE=0x4000_3000)
     machine = Machine.build(MachineSpec(kernel_path=image, cmdline="", devices=[...]), manager)
 
 The body starts at label ``entry`` with the FDT address in x0 and ends with ``system_off``.
-Uses tests/guestasm (binutils-aarch64-linux-gnu).
+Needs binutils-aarch64-linux-gnu.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-TESTS_ROOT = str(Path(__file__).resolve().parent.parent)
-if TESTS_ROOT not in sys.path:
-    sys.path.insert(0, TESTS_ROOT)
+from petard.core import layout
+from petard.core.arch import psci
 
-from guestasm import assemble  # noqa: E402
-
-from petard.core import layout  # noqa: E402
-from petard.core.arch import psci  # noqa: E402
+from .assembler import assemble
 
 _IMAGE_HEADER = r"""
 .equ PSCI_SYSTEM_OFF, {system_off:#x}
