@@ -165,6 +165,28 @@ def test_pause_stops_every_vcpu_and_resume_restarts_them_all():
     assert run.exit.reason is ExitReason.STOPPED
 
 
+# The end of the waiting-vCPU programs: unmask IRQs, tell the others it is ready, sleep in WFI;
+# the first IRQ is acknowledged, reported and powers the machine off.
+WAIT_FOR_IRQ_AND_REPORT_IT = r"""
+    msr daifclr, #2
+    ldr x5, =ready
+    mov x6, #1
+    str x6, [x5]
+3:  wfi
+    b 3b
+irq_handler:
+    mrs x19, ICC_IAR1_EL1
+    report x19
+    system_off
+    vector_table irq=irq_handler
+.data
+.balign 16
+ready: .quad 0
+    .fill 512, 8, 0
+stack_top:
+"""
+
+
 SGI_TO_A_WAITING_VCPU = r"""
 .text
 .globl _start
@@ -202,23 +224,7 @@ secondary:                         // vCPU 1: its redistributor, SGI 1 enabled, 
     mov x25, #1
     msr ICC_IGRPEN1_EL1, x25
     isb
-    msr daifclr, #2
-    ldr x5, =ready
-    mov x6, #1
-    str x6, [x5]
-3:  wfi
-    b 3b
-irq_handler:
-    mrs x19, ICC_IAR1_EL1
-    report x19
-    system_off
-    vector_table irq=irq_handler
-.data
-.balign 16
-ready: .quad 0
-    .fill 512, 8, 0
-stack_top:
-"""
+""" + WAIT_FOR_IRQ_AND_REPORT_IT
 
 
 def test_an_interrupt_for_a_waiting_vcpu_does_not_wait_for_the_running_ones_slice():
@@ -277,23 +283,7 @@ secondary:                         // vCPU 1: its virtual timer due in 1/20 s, t
     msr cntv_tval_el0, x1
     mov x0, #1
     msr cntv_ctl_el0, x0
-    msr daifclr, #2
-    ldr x5, =ready
-    mov x6, #1
-    str x6, [x5]
-3:  wfi
-    b 3b
-irq_handler:
-    mrs x19, ICC_IAR1_EL1
-    report x19
-    system_off
-    vector_table irq=irq_handler
-.data
-.balign 16
-ready: .quad 0
-    .fill 512, 8, 0
-stack_top:
-"""
+""" + WAIT_FOR_IRQ_AND_REPORT_IT
 
 
 def test_the_timer_of_a_waiting_vcpu_fires_on_time_while_another_is_busy():
