@@ -1,5 +1,5 @@
 """Hooks registered straight with libunicorn, for the callbacks that run hundreds of thousands
-of times per boot (MSR/SYS instructions, EL0 blocks).
+of times per boot (MSR/SYS instructions, EL0 blocks), and for native callbacks (hook_filter.c).
 
 The Python binding wraps every callback in an exception guard, casts the argument pointer
 and builds a named tuple per call: 2.4 us per SYS-instruction callback, against 0.5 us for
@@ -20,34 +20,58 @@ from unicorn.unicorn_py3 import unicorn as _binding
 from .cpu import CpRegister
 
 
-_SYS_INSN_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32,
-                                      ctypes.POINTER(CpRegister), ctypes.c_void_p)
-_BLOCK_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32,
-                                   ctypes.c_void_p)
+SysInsnCallback = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32,
+                                   ctypes.POINTER(CpRegister), ctypes.c_void_p)
+BlockCallback = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32,
+                                 ctypes.c_void_p)
 
 
-def _register(uc, hook_type: int, function, begin: int, end: int, *extra) -> int:
+def _register(uc, hook_type: int, function, begin: int, end: int, *extra,
+              user_data: ctypes.Structure | None = None) -> int:
     handle = _binding.uc_hook_h()
-    status = _binding.uclib.uc_hook_add(uc._uch, ctypes.byref(handle), hook_type, function, None,
-                                        ctypes.c_uint64(begin), ctypes.c_uint64(end), *extra)
+    user_pointer = None if user_data is None else ctypes.addressof(user_data)
+    status = _binding.uclib.uc_hook_add(uc._uch, ctypes.byref(handle), hook_type, function,
+                                        user_pointer, ctypes.c_uint64(begin), ctypes.c_uint64(end),
+                                        *extra)
     if status != 0:
         raise UcError(status)
-    uc._callbacks[handle.value] = function      # keeps the ctypes thunk alive with the engine
+    # Keeps the ctypes thunk (and the structure native code points to) alive with the engine.
+    uc._callbacks[handle.value] = (function, user_data)
     return handle.value
+
+
+def sys_insn_thunk(uc, callback: Callable[[Any, int, CpRegister, Any], bool],
+                   user_data: Any = None) -> SysInsnCallback:
+    """`callback(uc, reg, cp, user_data)` as a C function pointer of the SYS/MSR hook type."""
+    def thunk(_handle, reg, cp_pointer, _user_data):
+        return 1 if callback(uc, reg, cp_pointer.contents, user_data) else 0
+    return SysInsnCallback(thunk)
+
+
+def block_thunk(uc, callback: Callable[[Any, int, int, Any], None],
+                user_data: Any = None) -> BlockCallback:
+    """`callback(uc, address, size, user_data)` as a C function pointer of the block hook type."""
+    def thunk(_handle, address, size, _user_data):
+        callback(uc, address, size, user_data)
+    return BlockCallback(thunk)
+
+
+def add_native_hook(uc, hook_type: int, function: ctypes._CFuncPtr, user_data: ctypes.Structure,
+                    begin: int, end: int, *extra) -> int:
+    """Register a function of a loaded C library as the hook, with a pointer to `user_data`."""
+    return _register(uc, hook_type, ctypes.cast(function, ctypes.c_void_p), begin, end, *extra,
+                     user_data=user_data)
 
 
 def add_sys_insn_hook(uc, instruction: int, callback: Callable[[Any, int, CpRegister, Any], bool],
                       user_data: Any = None) -> int:
     """UC_HOOK_INSN for UC_ARM64_INS_MSR / MRS / SYS: callback(uc, reg, cp, user_data) -> True
     if the instruction was handled (Unicorn then does not execute it)."""
-    def thunk(_handle, reg, cp_pointer, _user_data):
-        return 1 if callback(uc, reg, cp_pointer.contents, user_data) else 0
-    return _register(uc, UC_HOOK_INSN, _SYS_INSN_CALLBACK(thunk), 1, 0, ctypes.c_int(instruction))
+    return _register(uc, UC_HOOK_INSN, sys_insn_thunk(uc, callback, user_data), 1, 0,
+                     ctypes.c_int(instruction))
 
 
 def add_block_hook(uc, callback: Callable[[Any, int, int, Any], None], begin: int, end: int,
                    user_data: Any = None) -> int:
     """UC_HOOK_BLOCK bounded to [begin, end]: callback(uc, address, size, user_data)."""
-    def thunk(_handle, address, size, _user_data):
-        callback(uc, address, size, user_data)
-    return _register(uc, UC_HOOK_BLOCK, _BLOCK_CALLBACK(thunk), begin, end)
+    return _register(uc, UC_HOOK_BLOCK, block_thunk(uc, callback, user_data), begin, end)

@@ -18,15 +18,16 @@ Nothing here is installed for a single vCPU.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from unicorn import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
-from unicorn import arm64_const as uc_arm64
 
 from petard.core.arch import pstate as ps
 from petard.core.arch import sysregs
+from petard.core.arch.sysregs import SysReg
 
-from . import cpu, raw_hooks
+from . import cpu, hook_filter
 from .guest_va import TranslationFault, translate
 from .spin_sites import SPIN_CALL, find_spin_sites, patch_spin_sites
 
@@ -41,22 +42,27 @@ _PAGE_MASK = ~(PAGE_SIZE - 1)
 KERNEL_CODE_VA_START = 0xFFFF_8000_0000_0000
 _IC_IVAU = tuple(sysregs.IC_IVAU)
 _IC_IALLUIS = tuple(sysregs.IC_IALLUIS)
-_CRN_CACHE_MAINTENANCE = sysregs.IC_IVAU.crn      # IC and DC operations
-_CRN_TLB_MAINTENANCE = 8                           # TLBI operations
+
+
+@lru_cache(maxsize=1)
+def _sys_classes() -> hook_filter.ClassTable:
+    """Which SYS operations `SmpSupport._on_sys` acts on."""
+    Class = hook_filter.RegisterClass
+    tlbi = [SysReg(1, op1, 8, crm, op2) for op1 in range(8) for crm in range(16) for op2 in range(8)]
+    return hook_filter.class_table(
+        [(sysregs.IC_IVAU, Class.CALL_ONCE_PER_PAGE), (sysregs.IC_IALLUIS, Class.CALL)]
+        + [(reg, Class.CALL_ONCE_PER_SLICE) for reg in tlbi if sysregs.is_broadcast_tlbi(reg)])
 
 
 class CoherenceState:
     """Per-vCPU maintenance owed because of other vCPUs."""
 
-    __slots__ = ("pages", "flush_all_code", "flush_tlb", "last_page_sent", "tlb_flush_sent")
+    __slots__ = ("pages", "flush_all_code", "flush_tlb")
 
     def __init__(self):
         self.pages: set[int] = set()
         self.flush_all_code = False
         self.flush_tlb = False
-        # What this vCPU already queued for the others during its current slice.
-        self.last_page_sent: int | None = None
-        self.tlb_flush_sent = False
 
 
 class SmpSupport:
@@ -81,35 +87,33 @@ class SmpSupport:
 
     def attach(self, vcpu: UnicornVcpu) -> None:
         vcpu.coherence = CoherenceState()
-        raw_hooks.add_sys_insn_hook(vcpu.uc, uc_arm64.UC_ARM64_INS_SYS, self._on_sys, vcpu)
+        hook_filter.add_sys_hook(vcpu.uc, vcpu.gate, _sys_classes(), self._on_sys, vcpu)
 
     # --- hooks ----------------------------------------------------------------------
 
     def _on_sys(self, uc, _reg, cp, vcpu: UnicornVcpu) -> bool:
-        # Runs ~200k times per boot (mostly DC CVAU / IC IVAU loops over whole pages):
-        # the other vCPUs are not running during this slice, so what was already queued
-        # for them in this slice needs no second look.
+        # The SYS instructions run ~200k times per boot (mostly DC CVAU / IC IVAU loops over
+        # whole pages): the other vCPUs are not running during this slice, so what was already
+        # queued for them in this slice needs no second look (vcpu.gate.last_page and
+        # slice_flag, which the native filter reads too).
         try:
-            crn = cp.crn
-            if crn == _CRN_CACHE_MAINTENANCE:
-                key = (cp.op0, cp.op1, crn, cp.crm, cp.op2)
-                if key == _IC_IVAU:
-                    page = cp.val & _PAGE_MASK
-                    state = vcpu.coherence
-                    if page != state.last_page_sent:
-                        state.last_page_sent = page
-                        if page >= self.published_code_va_start:
-                            self._patch_published_page(vcpu, page)
-                        for other in self._others(vcpu):
-                            other.coherence.pages.add(page)
-                elif key == _IC_IALLUIS:
+            key = (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
+            gate = vcpu.gate
+            if key == _IC_IVAU:
+                page = cp.val & _PAGE_MASK
+                if page != gate.last_page:
+                    gate.last_page = page
+                    if page >= self.published_code_va_start:
+                        self._patch_published_page(vcpu, page)
                     for other in self._others(vcpu):
-                        other.coherence.flush_all_code = True
-            elif crn == _CRN_TLB_MAINTENANCE and not vcpu.coherence.tlb_flush_sent:
-                if sysregs.is_broadcast_tlbi((cp.op0, cp.op1, crn, cp.crm, cp.op2)):
-                    vcpu.coherence.tlb_flush_sent = True
-                    for other in self._others(vcpu):
-                        other.coherence.flush_tlb = True
+                        other.coherence.pages.add(page)
+            elif key == _IC_IALLUIS:
+                for other in self._others(vcpu):
+                    other.coherence.flush_all_code = True
+            elif sysregs.is_broadcast_tlbi(key) and not gate.slice_flag:
+                gate.slice_flag = True
+                for other in self._others(vcpu):
+                    other.coherence.flush_tlb = True
         except Exception as error:      # never let an exception unwind through Unicorn
             vcpu.fail(f"internal error in SYS hook: {error!r}")
         return False
@@ -176,8 +180,8 @@ class SmpSupport:
     def before_slice(self, vcpu: UnicornVcpu) -> None:
         """Apply the maintenance other vCPUs broadcast since this one last ran."""
         state = vcpu.coherence
-        state.last_page_sent = None
-        state.tlb_flush_sent = False
+        vcpu.gate.last_page = hook_filter.NO_PAGE
+        vcpu.gate.slice_flag = False
         uc = vcpu.uc
         if state.flush_all_code or (
                 state.pages and ps.exception_level(cpu.read_reg(uc, cpu.PSTATE)) == 0):

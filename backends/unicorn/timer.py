@@ -18,6 +18,16 @@ from . import cpu
 COUNTER_FREQUENCY_HZ = 62_500_000       # what Unicorn's CNTFRQ_EL0 reports
 NANOSECONDS_PER_TICK = 1_000_000_000 // COUNTER_FREQUENCY_HZ
 _U64 = (1 << 64) - 1
+# The registers whose guest writes this module emulates -> (channel, what is written).
+_WRITE_TARGETS = {
+    sysregs.CNTV_CTL_EL0: ("virtual", "ctl"),
+    sysregs.CNTV_CVAL_EL0: ("virtual", "cval"),
+    sysregs.CNTV_TVAL_EL0: ("virtual", "tval"),
+    sysregs.CNTP_CTL_EL0: ("physical", "ctl"),
+    sysregs.CNTP_CVAL_EL0: ("physical", "cval"),
+    sysregs.CNTP_TVAL_EL0: ("physical", "tval"),
+}
+WRITTEN_REGISTERS = tuple(_WRITE_TARGETS)
 
 
 def counter_now() -> int:
@@ -58,14 +68,8 @@ class GenericTimer:
                                  sysregs.CNTP_CTL_EL0, sysregs.CNTP_CVAL_EL0)
         self.channels = (self.virtual, self.physical)
         # MSR target -> (channel, what)
-        self.write_targets = {
-            sysregs.CNTV_CTL_EL0: (self.virtual, "ctl"),
-            sysregs.CNTV_CVAL_EL0: (self.virtual, "cval"),
-            sysregs.CNTV_TVAL_EL0: (self.virtual, "tval"),
-            sysregs.CNTP_CTL_EL0: (self.physical, "ctl"),
-            sysregs.CNTP_CVAL_EL0: (self.physical, "cval"),
-            sysregs.CNTP_TVAL_EL0: (self.physical, "tval"),
-        }
+        self.write_targets = {reg: (getattr(self, channel), what)
+                              for reg, (channel, what) in _WRITE_TARGETS.items()}
         self.write_count = 0
 
     def handles(self, reg: tuple) -> bool:

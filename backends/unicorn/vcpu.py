@@ -23,11 +23,11 @@ from __future__ import annotations
 import enum
 import time
 from collections import Counter
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from unicorn import (UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED,
                      UC_MEM_FETCH_UNMAPPED, UC_PROT_ALL, UcError)
-from unicorn import arm64_const as uc_arm64
 
 from petard.core.arch import insn as a64
 from petard.core.arch import pstate as ps
@@ -35,12 +35,12 @@ from petard.core.arch import sysregs
 from petard.core.arch.sysregs import SysReg, is_icc_el1_register
 from petard.core.backend import VmExit
 
-from . import cpu, qemu_exceptions, raw_hooks
+from . import cpu, hook_filter, qemu_exceptions
 from .exception_entry import ExceptionKind, UnsupportedExceptionSource, enter_exception
 from .fatal import fatal_exit
 from .guest_va import TranslationFault
 from .idle_exit import IdleExitLearner
-from .timer import GenericTimer
+from .timer import WRITTEN_REGISTERS as TIMER_REGISTERS, GenericTimer
 
 if TYPE_CHECKING:
     from .vm import UnicornVm
@@ -50,6 +50,18 @@ RUN_FOREVER = (1 << 64) - 1
 _USER_VA_END = 0x0000_FFFF_FFFF_FFFF
 _KERNEL_VA_START = 0xFFFF_0000_0000_0000
 _DAIF = tuple(sysregs.DAIF)
+_PAGE_MASK = ~0xFFF & ((1 << 64) - 1)
+
+
+@lru_cache(maxsize=1)
+def _msr_classes() -> hook_filter.ClassTable:
+    """Which MSRs `UnicornVcpu._on_msr` acts on (besides ending the slice at its deadline)."""
+    Class = hook_filter.RegisterClass
+    icc = [SysReg(3, 0, crn, crm, op2) for crn in range(16) for crm in range(16) for op2 in range(8)]
+    return hook_filter.class_table(
+        [(sysregs.DAIF, Class.CALL_IF_UNMASKING)]
+        + [(reg, Class.CALL) for reg in TIMER_REGISTERS]
+        + [(reg, Class.CALL) for reg in icc if is_icc_el1_register(reg)])
 
 
 class PowerState(enum.Enum):
@@ -68,6 +80,8 @@ class UnicornVcpu:
         self.pending_entry: tuple[int, int, int] | None = None   # (entry PA, x0, PSTATE)
         self.timer = GenericTimer()
         self.halted = False             # stopped at WFI, waiting for an interrupt
+        # State the hooks read, shared with their native filters (hook_filter.py).
+        self.gate = hook_filter.HookGate(page_mask=_PAGE_MASK, unmask_bit=ps.PSTATE_I)
         self.irq_wanted = False         # stop at the next point where IRQs get unmasked
         self.kicked = False             # an interrupt arrived for it while another vCPU ran
         self.stop_deadline_ns = 0       # safe points stop once monotonic time reaches this
@@ -81,6 +95,22 @@ class UnicornVcpu:
         self._setup()
 
     # --- set-up ------------------------------------------------------------------------
+
+    @property
+    def irq_wanted(self) -> bool:
+        return bool(self.gate.irq_wanted)
+
+    @irq_wanted.setter
+    def irq_wanted(self, wanted: bool) -> None:
+        self.gate.irq_wanted = wanted
+
+    @property
+    def stop_deadline_ns(self) -> int:
+        return self.gate.stop_deadline_ns
+
+    @stop_deadline_ns.setter
+    def stop_deadline_ns(self, deadline: int) -> None:
+        self.gate.stop_deadline_ns = deadline
 
     def _setup(self) -> None:
         uc, vm = self.uc, self.vm
@@ -97,7 +127,7 @@ class UnicornVcpu:
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None, 0, memory.base - 1)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None, memory.end, RUN_FOREVER)
         uc.hook_add(UC_HOOK_INTR, self._on_exception)
-        raw_hooks.add_sys_insn_hook(uc, uc_arm64.UC_ARM64_INS_MSR, self._on_msr)
+        hook_filter.add_msr_hook(uc, self.gate, _msr_classes(), self._on_msr)
         cpu.configure_firmware_state(uc, self.mpidr)
 
     def _on_unmapped(self, uc, access, address, size, value, _user_data) -> bool:
@@ -219,7 +249,7 @@ class UnicornVcpu:
         self.stop_deadline_ns = 0
 
     def _install_user_block_hook(self) -> None:
-        raw_hooks.add_block_hook(self.uc, self._on_user_block, 0, _USER_VA_END)
+        hook_filter.add_block_hook(self.uc, self.gate, self._on_user_block, 0, _USER_VA_END)
         self.user_block_hook_installed = True
 
     # --- hooks -------------------------------------------------------------------------

@@ -142,6 +142,8 @@ class UnicornVm(Vm):
         total: Counter[str] = Counter()
         for vcpu in self.vcpus:
             total.update(vcpu.stats)
+            total.update({f"{hook}-answered-natively": count
+                          for hook, count in vcpu.gate.answered().items()})
         total["gic-mmio"] = self.gic.access_count
         total["gic-sysreg"] = getattr(self.gic, "sysreg_access_count", 0)
         total["timer-writes"] = sum(vcpu.timer.write_count for vcpu in self.vcpus)
