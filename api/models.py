@@ -41,7 +41,7 @@ class Strict(BaseModel):
 class Lenient(BaseModel):
     """Base of the models upstream accepts unknown fields in (they are dropped)."""
 
-    model_config = pydantic.ConfigDict(extra="ignore", frozen=True)
+    model_config = pydantic.ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 # --- enums (serde unit variants; the value is the wire string) ---------------------------

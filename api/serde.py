@@ -74,9 +74,11 @@ class SerdeError(ValueError):
 
 
 class ModelConfig:
-    """The pydantic configuration every API model shares: strict, unknown fields rejected."""
+    """The pydantic configuration every API model shares: strict, unknown fields rejected;
+    validators built on first use (a process touches a few of the ~40 models: this keeps
+    ~40 ms of schema building off start-up)."""
 
-    config = pydantic.ConfigDict(extra="forbid", frozen=True)
+    config = pydantic.ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def decode(model: type[BaseModel], body: str) -> BaseModel:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import capstone
-
 from petard.core.arch import sysregs
 from petard.core.backend import ExitReason, VmExit
 
@@ -28,6 +26,8 @@ _SYSTEM_REGISTERS = {
 
 
 def disassemble_around(vcpu: UnicornVcpu, pc: int) -> list[str]:
+    import capstone     # only ever needed here, on the way out (its import costs ~20 ms)
+
     disassembler = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
     lines = []
     for address in range(pc - 4 * INSTRUCTIONS_BEFORE, pc + 4 * (INSTRUCTIONS_AFTER + 1), 4):

@@ -1,5 +1,6 @@
-"""Hooks registered straight with libunicorn, for the callbacks that run hundreds of thousands
-of times per boot (MSR/SYS instructions, EL0 blocks), and for native callbacks (hook_filter.c).
+"""Hooks and MMIO ranges registered straight with libunicorn, for the callbacks that run tens
+or hundreds of thousands of times per boot (MSR/SYS instructions, EL0 blocks, the console's
+MMIO), and for native callbacks (hook_filter.c).
 
 The Python binding wraps every callback in an exception guard, casts the argument pointer
 and builds a named tuple per call: 2.4 us per SYS-instruction callback, against 0.5 us for
@@ -24,6 +25,10 @@ SysInsnCallback = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_ui
                                    ctypes.POINTER(CpRegister), ctypes.c_void_p)
 BlockCallback = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32,
                                  ctypes.c_void_p)
+MmioReadCallback = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64,
+                                    ctypes.c_uint, ctypes.c_void_p)
+MmioWriteCallback = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint,
+                                     ctypes.c_uint64, ctypes.c_void_p)
 
 
 def _register(uc, hook_type: int, function, begin: int, end: int, *extra,
@@ -75,3 +80,17 @@ def add_block_hook(uc, callback: Callable[[Any, int, int, Any], None], begin: in
                    user_data: Any = None) -> int:
     """UC_HOOK_BLOCK bounded to [begin, end]: callback(uc, address, size, user_data)."""
     return _register(uc, UC_HOOK_BLOCK, block_thunk(uc, callback, user_data), begin, end)
+
+
+def mmio_map(uc, base: int, size: int, read: Callable[[int, int], int],
+             write: Callable[[int, int, int], None]) -> None:
+    """Map [base, base + size) as MMIO: read(offset, size) -> value and write(offset, size,
+    value). Neither may raise (see the module docstring)."""
+    read_thunk = MmioReadCallback(lambda _handle, offset, width, _user_data: read(offset, width))
+    write_thunk = MmioWriteCallback(
+        lambda _handle, offset, width, value, _user_data: write(offset, width, value))
+    status = _binding.uclib.uc_mmio_map(uc._uch, ctypes.c_uint64(base), size, read_thunk, None,
+                                        write_thunk, None)
+    if status != 0:
+        raise UcError(status)
+    uc._mmio_callbacks[(base, base + size)] = (read_thunk, write_thunk)   # as the binding does
