@@ -177,21 +177,38 @@ class SmpSupport:
                 return True
         return False
 
+    @staticmethod
+    def _drop_translations(vcpu: UnicornVcpu, pages: set[int]) -> None:
+        """Drop the vCPU's translations of the code at these kernel VAs. Unicorn looks the
+        VA up in the vCPU's current regime, where kernel pages are out of reach at EL0: a
+        vCPU stopped in user space is put in EL1 for the lookups (no instruction runs
+        meanwhile) rather than losing all its translations."""
+        uc = vcpu.uc
+        pstate = cpu.read_reg(uc, cpu.PSTATE)
+        at_el0 = ps.exception_level(pstate) == 0
+        if at_el0:
+            cpu.write_reg(uc, cpu.PSTATE, (pstate & ~ps.PSTATE_MODE_MASK) | ps.MODE_EL1h)
+            cpu.rebuild_cached_flags(uc)
+        try:
+            for page in pages:
+                uc.ctl_remove_cache(page, page + PAGE_SIZE)
+        finally:
+            if at_el0:
+                cpu.write_reg(uc, cpu.PSTATE, pstate)
+                cpu.rebuild_cached_flags(uc)
+        vcpu.stats["coherence-page-invalidations"] += len(pages)
+
     def before_slice(self, vcpu: UnicornVcpu) -> None:
         """Apply the maintenance other vCPUs broadcast since this one last ran."""
         state = vcpu.coherence
         vcpu.gate.last_page = hook_filter.NO_PAGE
         vcpu.gate.slice_flag = False
         uc = vcpu.uc
-        if state.flush_all_code or (
-                state.pages and ps.exception_level(cpu.read_reg(uc, cpu.PSTATE)) == 0):
-            # At EL0 the kernel VAs of IC IVAU cannot be translated: drop everything.
+        if state.flush_all_code:
             uc.ctl_flush_tb()
             vcpu.stats["coherence-code-flushes"] += 1
-        else:
-            for page in state.pages:
-                uc.ctl_remove_cache(page, page + 0x1000)
-            vcpu.stats["coherence-page-invalidations"] += len(state.pages)
+        elif state.pages:
+            self._drop_translations(vcpu, state.pages)
         state.pages.clear()
         state.flush_all_code = False
         if state.flush_tlb:
