@@ -5,10 +5,12 @@ Modules, one job each: `cpu` (engine creation, firmware-level register set-up),
 (entering the guest's vector table), `timer` (generic timer behind the MSR hook),
 `gic_state`/`gic_registers`/`gic_common`/`gicv2`/`gicv3` (emulated interrupt
 controllers), `psci` (firmware calls), `idle_exit` (learned idle-loop stop point),
-`guest_va` (guest page-table walks), `fatal` (failure reports), `vcpu` (one engine and
-its safe stop points), `smp` (cross-engine coherence and spin-wait yielding, only with
-several vCPUs), `vm` (round-robin loop, pause/resume), `backend` (the `Backend`
-implementation).
+`guest_va` (guest page-table walks), `fatal` (failure reports), `engine` (the one
+engine all vCPUs share, switching it between them, its hooks and MMIO ranges),
+`hook_filter` (+ `hook_filter.c`: native filters in front of the hottest hooks),
+`raw_hooks` (hooks and MMIO registered with libunicorn directly), `vcpu` (one vCPU's
+state, hook handlers and safe stop points), `smp` (spin-wait yielding, only with several
+vCPUs), `vm` (round-robin loop, pause/resume), `backend` (the `Backend` implementation).
 """
 
 from .backend import UnicornBackend

@@ -33,16 +33,15 @@ typedef void (*block_callback)(uc_engine *uc, uint64_t address, uint32_t size, v
 enum register_class {
     CLASS_IGNORE = 0,             /* Python never acts on it */
     CLASS_CALL = 1,               /* always passed on */
-    CLASS_CALL_ONCE_PER_SLICE = 2,/* passed on until Python sets `slice_flag` */
-    CLASS_CALL_ONCE_PER_PAGE = 3, /* passed on unless the value's page is `last_page` */
-    CLASS_CALL_IF_UNMASKING = 4,  /* passed on if `irq_wanted` and the value clears `unmask_bit` */
+    CLASS_CALL_ONCE_PER_PAGE = 2, /* passed on unless the value's page is `last_page` */
+    CLASS_CALL_IF_UNMASKING = 3,  /* passed on if `irq_wanted` and the value clears `unmask_bit` */
 };
 
 /* Mirrored field for field by HookGate in hook_filter.py. */
 struct hook_gate {
     volatile int64_t stop_deadline_ns;  /* CLOCK_MONOTONIC; written by other threads too */
     volatile uint32_t irq_wanted;
-    uint32_t slice_flag;
+    uint32_t unused;
     uint64_t last_page;
     uint64_t page_mask;
     uint64_t unmask_bit;
@@ -75,8 +74,6 @@ static int wanted(const struct hook_gate *gate, uint8_t class, const struct cp_r
     switch (class) {
     case CLASS_IGNORE:
         return 0;
-    case CLASS_CALL_ONCE_PER_SLICE:
-        return !gate->slice_flag;
     case CLASS_CALL_ONCE_PER_PAGE:
         return (cp->val & gate->page_mask) != gate->last_page;
     case CLASS_CALL_IF_UNMASKING:
@@ -96,7 +93,7 @@ uint32_t petard_msr_filter(uc_engine *uc, int reg, const struct cp_reg *cp, void
     return 0;
 }
 
-/* UC_HOOK_INSN / UC_ARM64_INS_SYS: cache and TLB maintenance. */
+/* UC_HOOK_INSN / UC_ARM64_INS_SYS: cache and TLB maintenance instructions. */
 uint32_t petard_sys_filter(uc_engine *uc, int reg, const struct cp_reg *cp, void *user_data)
 {
     struct hook_gate *gate = user_data;

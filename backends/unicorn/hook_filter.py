@@ -9,11 +9,11 @@ answer those calls themselves and pass on only the ones the Python callback acts
 * a class table per hook, indexed by the register's op0:op1:CRn:CRm:op2 encoding, says
   what each register needs (`RegisterClass`); Python fills it from core/arch/sysregs.py,
   so no register number lives in the C file;
-* the per-vCPU `HookGate` holds the state those decisions read: the slice deadline (every
-  MSR and EL0 block is a safe point to stop at), whether an interrupt waits for IRQs to be
-  unmasked, and the maintenance already broadcast in this slice. Python owns it and the
-  Python callbacks read and write the same fields, so they decide alike whether or not
-  the filters are there.
+* the engine's `HookGate` holds the state those decisions read: the current vCPU's slice
+  deadline (every MSR and EL0 block is a safe point to stop at), whether an interrupt waits
+  for its IRQs to be unmasked, and the code page last published in this slice. Python owns
+  it and the Python callbacks read and write the same fields, so they decide alike whether
+  or not the filters are there.
 
 The library is an optional build product (`pip install` compiles it when a C compiler is
 present). Without it, or with PETARD_UNICORN_HOOK_FILTER=0 in the environment, the
@@ -47,9 +47,8 @@ class RegisterClass(enum.IntEnum):
     """What a register's accesses need from Python (mirrors enum register_class in C)."""
     IGNORE = 0
     CALL = 1
-    CALL_ONCE_PER_SLICE = 2         # until the callback sets gate.slice_flag
-    CALL_ONCE_PER_PAGE = 3          # unless (value & gate.page_mask) == gate.last_page
-    CALL_IF_UNMASKING = 4           # if gate.irq_wanted and the value clears gate.unmask_bit
+    CALL_ONCE_PER_PAGE = 2          # unless (value & gate.page_mask) == gate.last_page
+    CALL_IF_UNMASKING = 3           # if gate.irq_wanted and the value clears gate.unmask_bit
 
 
 def encoding(reg: tuple) -> int:
@@ -69,12 +68,12 @@ def class_table(entries: Iterable[tuple[tuple, RegisterClass]]) -> ClassTable:
 
 
 class HookGate(ctypes.Structure):
-    """struct hook_gate: one per vCPU, passed to the filters as their user data."""
+    """struct hook_gate: one per engine, passed to the filters as their user data."""
 
     _fields_ = [
         ("stop_deadline_ns", ctypes.c_int64),
         ("irq_wanted", ctypes.c_uint32),
-        ("slice_flag", ctypes.c_uint32),
+        ("unused", ctypes.c_uint32),
         ("last_page", ctypes.c_uint64),
         ("page_mask", ctypes.c_uint64),
         ("unmask_bit", ctypes.c_uint64),

@@ -5,7 +5,8 @@ arm64 Linux executes WFI with IRQs masked and unmasks them afterwards with `msr 
 that is masked, the VMM needs a stop just after that unmask. At the first such WFI this
 scans forward from the return address (following one `ret` to the link register) for the
 `msr daifclr` that clears I, and puts a one-instruction code hook after it; the hook stops
-emulation when an interrupt is wanted and IRQs are now unmasked.
+emulation when an interrupt is wanted and IRQs are now unmasked. One learner serves every
+vCPU of the shared engine (they run the same kernel idle loop).
 """
 
 from __future__ import annotations
@@ -21,36 +22,38 @@ from . import cpu
 from .guest_va import TranslationFault
 
 if TYPE_CHECKING:
+    from .engine import SharedEngine
     from .vcpu import UnicornVcpu
 
 SCAN_LIMIT = 48         # instructions
 
 
 class IdleExitLearner:
-    def __init__(self, vcpu: UnicornVcpu):
-        self.vcpu = vcpu
+    def __init__(self, engine: SharedEngine):
+        self.engine = engine
         self.scanned: set[int] = set()       # WFI return addresses already looked at
         self.hooked: set[int] = set()        # addresses with an idle-exit hook
 
-    def learn(self, resume_pc: int) -> None:
+    def learn(self, vcpu: UnicornVcpu, resume_pc: int) -> None:
+        """`vcpu` (the current one) halted in WFI with IRQs masked, returning to resume_pc."""
         if resume_pc in self.scanned:
             return
         self.scanned.add(resume_pc)
-        unmask = self._find_unmask(resume_pc)
+        unmask = self._find_unmask(vcpu, resume_pc)
         if unmask is None:
-            self.vcpu.stats["idle-exit-not-found"] += 1
+            vcpu.stats["idle-exit-not-found"] += 1
             return
         stop_at = unmask + a64.INSN_SIZE
         if stop_at in self.hooked:
             return
-        uc = self.vcpu.uc
+        uc = self.engine.uc
         uc.hook_add(UC_HOOK_CODE, self._on_after_unmask, None, stop_at, stop_at)
         uc.ctl_remove_cache(stop_at, stop_at + a64.INSN_SIZE)
         self.hooked.add(stop_at)
-        self.vcpu.stats["idle-exit-hooks"] += 1
+        vcpu.stats["idle-exit-hooks"] += 1
 
-    def _find_unmask(self, pc: int) -> int | None:
-        vcpu = self.vcpu
+    @staticmethod
+    def _find_unmask(vcpu: UnicornVcpu, pc: int) -> int | None:
         uc = vcpu.uc
         followed_return = False
         for _ in range(SCAN_LIMIT):
@@ -70,7 +73,7 @@ class IdleExitLearner:
         return None
 
     def _on_after_unmask(self, uc, _address, _size, _user_data) -> None:
-        vcpu = self.vcpu
+        vcpu = self.engine.current
         if vcpu.irq_wanted and not cpu.read_reg(uc, cpu.PSTATE) & ps.PSTATE_I:
             vcpu.stats["idle-exit-stops"] += 1
             vcpu.stopped_by_vmm = True

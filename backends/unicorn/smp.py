@@ -1,17 +1,17 @@
-"""What only matters with more than one vCPU (one Unicorn engine each, run round-robin):
+"""What only matters with more than one vCPU (all on the VM's one engine, run round-robin):
+spin-wait yielding.
 
-* Coherence between engines. Each engine has its own translated-code cache and TLB, and
-  neither notices another engine's writes. Broadcast maintenance seen through the SYS hook
-  is replayed on the other vCPUs before their next slice: IC IVAU -> drop the cached
-  translations of that page, IC IALLUIS -> drop all, TLBI ...IS -> flush the TLB.
-* Spin-wait yielding. A kernel spin loop (qspinlock, csd_lock_wait, stop_machine) has no
-  MSR, so the slice deadline would not stop it while the vCPU it waits for is not running.
-  The kernel's spin hints are patched into HVC calls to the VMM (spin_sites.py); at each one
-  the slice ends if another vCPU could run. Code the guest publishes later (modules, BPF,
-  alternatives and static keys patched into the text) is patched when the guest makes it
-  executable with IC IVAU on a kernel code address (the upper half of the kernel VA space;
-  Linux cleans user pages through the linear map, in the lower half, and those are not
-  touched).
+A kernel spin loop (qspinlock, csd_lock_wait, stop_machine) has no MSR, so the slice
+deadline would not stop it while the vCPU it waits for is not running. The kernel's spin
+hints are patched into HVC calls to the VMM (spin_sites.py); at each one the slice ends if
+another vCPU could run. Code the guest publishes later (modules, BPF, alternatives and
+static keys patched into the text) is patched when the guest makes it executable with
+IC IVAU on a kernel code address (the upper half of the kernel VA space; Linux cleans user
+pages through the linear map, in the lower half, and those are not touched).
+
+Cache and TLB maintenance need nothing else here: the vCPUs share one translation cache
+(a guest write to code drops its translations for every vCPU) and the engine flushes the
+TLB whenever it switches vCPUs (engine.py).
 
 Nothing here is installed for a single vCPU.
 """
@@ -21,11 +21,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from unicorn import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
-
 from petard.core.arch import pstate as ps
 from petard.core.arch import sysregs
-from petard.core.arch.sysregs import SysReg
 
 from . import cpu, hook_filter
 from .guest_va import TranslationFault, translate
@@ -40,29 +37,12 @@ _PAGE_MASK = ~(PAGE_SIZE - 1)
 # Linux arm64 (48-bit VA): kernel image, modules, BPF JIT and vmalloc live from here up; the
 # linear map (through which user pages are cleaned) lies below.
 KERNEL_CODE_VA_START = 0xFFFF_8000_0000_0000
-_IC_IVAU = tuple(sysregs.IC_IVAU)
-_IC_IALLUIS = tuple(sysregs.IC_IALLUIS)
 
 
 @lru_cache(maxsize=1)
 def _sys_classes() -> hook_filter.ClassTable:
-    """Which SYS operations `SmpSupport._on_sys` acts on."""
-    Class = hook_filter.RegisterClass
-    tlbi = [SysReg(1, op1, 8, crm, op2) for op1 in range(8) for crm in range(16) for op2 in range(8)]
-    return hook_filter.class_table(
-        [(sysregs.IC_IVAU, Class.CALL_ONCE_PER_PAGE), (sysregs.IC_IALLUIS, Class.CALL)]
-        + [(reg, Class.CALL_ONCE_PER_SLICE) for reg in tlbi if sysregs.is_broadcast_tlbi(reg)])
-
-
-class CoherenceState:
-    """Per-vCPU maintenance owed because of other vCPUs."""
-
-    __slots__ = ("pages", "flush_all_code", "flush_tlb")
-
-    def __init__(self):
-        self.pages: set[int] = set()
-        self.flush_all_code = False
-        self.flush_tlb = False
+    """Which SYS operations `SmpSupport._on_sys` acts on: IC IVAU, once per page and slice."""
+    return hook_filter.class_table([(sysregs.IC_IVAU, hook_filter.RegisterClass.CALL_ONCE_PER_PAGE)])
 
 
 class SmpSupport:
@@ -72,6 +52,10 @@ class SmpSupport:
         self.published_code_va_start = KERNEL_CODE_VA_START
         self._kernel_image_pages: dict[int, int] = {}      # kernel image VA page -> PA
         self._spin_call_sites: dict[int, bool] = {}     # HVC address (VA) -> is a spin call
+        self._repatched_pages: set[int] = set()     # VAs whose translations must go
+        engine = vm.engine
+        hook_filter.add_sys_hook(engine.uc, engine.gate, _sys_classes(),
+                                 lambda uc, reg, cp, _ud: self._on_sys(uc, reg, cp, engine.current))
 
     # --- set-up ---------------------------------------------------------------------
 
@@ -85,43 +69,25 @@ class SmpSupport:
         patch_spin_sites(self.vm.memory.write_u32, base, sites)
         return len(sites)
 
-    def attach(self, vcpu: UnicornVcpu) -> None:
-        vcpu.coherence = CoherenceState()
-        hook_filter.add_sys_hook(vcpu.uc, vcpu.gate, _sys_classes(), self._on_sys, vcpu)
-
     # --- hooks ----------------------------------------------------------------------
 
     def _on_sys(self, uc, _reg, cp, vcpu: UnicornVcpu) -> bool:
-        # The SYS instructions run ~200k times per boot (mostly DC CVAU / IC IVAU loops over
-        # whole pages): the other vCPUs are not running during this slice, so what was already
-        # queued for them in this slice needs no second look (vcpu.gate.last_page and
-        # slice_flag, which the native filter reads too).
+        # IC IVAU comes per cache line (the native filter passes each page on once per slice).
         try:
-            key = (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
-            gate = vcpu.gate
-            if key == _IC_IVAU:
-                page = cp.val & _PAGE_MASK
-                if page != gate.last_page:
-                    gate.last_page = page
-                    if page >= self.published_code_va_start:
-                        self._patch_published_page(vcpu, page)
-                    for other in self._others(vcpu):
-                        other.coherence.pages.add(page)
-            elif key == _IC_IALLUIS:
-                for other in self._others(vcpu):
-                    other.coherence.flush_all_code = True
-            elif sysregs.is_broadcast_tlbi(key) and not gate.slice_flag:
-                gate.slice_flag = True
-                for other in self._others(vcpu):
-                    other.coherence.flush_tlb = True
+            page = cp.val & _PAGE_MASK
+            gate = vcpu.engine.gate
+            if page != gate.last_page:
+                gate.last_page = page
+                if page >= self.published_code_va_start:
+                    self._patch_published_page(vcpu, page)
         except Exception as error:      # never let an exception unwind through Unicorn
             vcpu.fail(f"internal error in SYS hook: {error!r}")
         return False
 
     def _patch_published_page(self, vcpu: UnicornVcpu, page: int) -> None:
         """Kernel code at `page` (VA) is being made executable: patch its spin hints. The
-        issuer's own translations of the page were dropped when the guest wrote the code;
-        any made since are dropped before its next slice."""
+        translations of the page were dropped when the guest wrote the code; any made since
+        are dropped before the next slice."""
         memory = self.vm.memory
         physical = self._kernel_image_pages.get(page)
         if physical is None:
@@ -139,7 +105,7 @@ class SmpSupport:
         sites = find_spin_sites(memory.read(physical, PAGE_SIZE))
         if sites:
             patch_spin_sites(memory.write_u32, physical, sites)
-            vcpu.coherence.pages.add(page)
+            self._repatched_pages.add(page)
             self.spin_site_count += len(sites)
             vcpu.stats["spin-sites-patched-later"] += len(sites)
 
@@ -196,22 +162,11 @@ class SmpSupport:
             if at_el0:
                 cpu.write_reg(uc, cpu.PSTATE, pstate)
                 cpu.rebuild_cached_flags(uc)
-        vcpu.stats["coherence-page-invalidations"] += len(pages)
+        vcpu.stats["repatched-page-invalidations"] += len(pages)
 
     def before_slice(self, vcpu: UnicornVcpu) -> None:
-        """Apply the maintenance other vCPUs broadcast since this one last ran."""
-        state = vcpu.coherence
-        vcpu.gate.last_page = hook_filter.NO_PAGE
-        vcpu.gate.slice_flag = False
-        uc = vcpu.uc
-        if state.flush_all_code:
-            uc.ctl_flush_tb()
-            vcpu.stats["coherence-code-flushes"] += 1
-        elif state.pages:
-            self._drop_translations(vcpu, state.pages)
-        state.pages.clear()
-        state.flush_all_code = False
-        if state.flush_tlb:
-            uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
-            state.flush_tlb = False
-            vcpu.stats["coherence-tlb-flushes"] += 1
+        """`vcpu` (now current) is about to run a slice."""
+        vcpu.engine.gate.last_page = hook_filter.NO_PAGE
+        if self._repatched_pages:
+            self._drop_translations(vcpu, self._repatched_pages)
+            self._repatched_pages.clear()

@@ -89,15 +89,17 @@ class GenericTimer:
             cpu.write_sysreg(uc, channel.cval_reg, channel.cval)
         return channel.intid, self._publish_status(uc, channel, counter_now())
 
-    def _publish_status(self, uc: Uc, channel: _Channel, now: int) -> bool:
+    def _publish_status(self, uc: Uc | None, channel: _Channel, now: int) -> bool:
         fired = channel.fired(now)
-        status = sysregs.CNT_CTL_ISTATUS if fired else 0
-        cpu.write_sysreg(uc, channel.ctl_reg, channel.ctl | status)
+        if uc is not None:
+            status = sysregs.CNT_CTL_ISTATUS if fired else 0
+            cpu.write_sysreg(uc, channel.ctl_reg, channel.ctl | status)
         channel.level = fired and not channel.ctl & sysregs.CNT_CTL_IMASK
         return channel.level
 
-    def update(self, uc: Uc) -> list[tuple[int, bool]]:
-        """Recompute ISTATUS and the interrupt levels; returns (intid, level) per channel."""
+    def update(self, uc: Uc | None) -> list[tuple[int, bool]]:
+        """Recompute the interrupt levels, and ISTATUS in `uc` if given (the engine holding
+        this vCPU's state); returns (intid, level) per channel."""
         now = counter_now()
         levels = []
         for channel in self.channels:

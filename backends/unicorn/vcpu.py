@@ -1,4 +1,5 @@
-"""One emulated vCPU: a Unicorn engine on the shared guest RAM, its hooks, and one run slice.
+"""One emulated vCPU: its CPU state (a context of the VM's shared engine, engine.py), its
+timer, what its hooks do, and one run slice.
 
 Execution only ever stops at *safe points* (never `emu_stop` from another thread or from an
 MMIO callback, both of which make Unicorn re-execute instructions):
@@ -26,8 +27,7 @@ from collections import Counter
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from unicorn import (UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED,
-                     UC_MEM_FETCH_UNMAPPED, UC_PROT_ALL, UcError)
+from unicorn import UcError
 
 from petard.core.arch import insn as a64
 from petard.core.arch import pstate as ps
@@ -35,27 +35,23 @@ from petard.core.arch import sysregs
 from petard.core.arch.sysregs import SysReg, is_icc_el1_register
 from petard.core.backend import VmExit
 
-from . import cpu, hook_filter, qemu_exceptions, raw_hooks
+from . import cpu, hook_filter, qemu_exceptions
+from .engine import RUN_FOREVER
 from .exception_entry import ExceptionKind, UnsupportedExceptionSource, enter_exception
 from .fatal import fatal_exit
 from .guest_va import TranslationFault
-from .idle_exit import IdleExitLearner
 from .timer import WRITTEN_REGISTERS as TIMER_REGISTERS, GenericTimer
 
 if TYPE_CHECKING:
     from .vm import UnicornVm
 
-RUN_FOREVER = (1 << 64) - 1
-# Addresses below this are EL0 (TTBR0) virtual addresses.
-_USER_VA_END = 0x0000_FFFF_FFFF_FFFF
 _KERNEL_VA_START = 0xFFFF_0000_0000_0000
 _DAIF = tuple(sysregs.DAIF)
-_PAGE_MASK = ~0xFFF & ((1 << 64) - 1)
 
 
 @lru_cache(maxsize=1)
-def _msr_classes() -> hook_filter.ClassTable:
-    """Which MSRs `UnicornVcpu._on_msr` acts on (besides ending the slice at its deadline)."""
+def msr_classes() -> hook_filter.ClassTable:
+    """Which MSRs `UnicornVcpu.on_msr` acts on (besides ending the slice at its deadline)."""
     Class = hook_filter.RegisterClass
     icc = [SysReg(3, 0, crn, crm, op2) for crn in range(16) for crm in range(16) for op2 in range(8)]
     return hook_filter.class_table(
@@ -75,90 +71,48 @@ class UnicornVcpu:
         self.vm = vm
         self.index = index
         self.mpidr = mpidr
-        self.uc = cpu.create_engine()
+        self.engine = vm.engine
+        self.uc = vm.engine.uc          # holds this vCPU's state only while it is current
+        self.context = vm.engine.initial_context(mpidr)
         self.power = PowerState.OFF
         self.pending_entry: tuple[int, int, int] | None = None   # (entry PA, x0, PSTATE)
         self.timer = GenericTimer()
         self.halted = False             # stopped at WFI, waiting for an interrupt
-        # State the hooks read, shared with their native filters (hook_filter.py).
-        self.gate = hook_filter.HookGate(page_mask=_PAGE_MASK, unmask_bit=ps.PSTATE_I)
+        self.own_irq_wanted = False
+        self.own_stop_deadline_ns = 0
         self.irq_wanted = False         # stop at the next point where IRQs get unmasked
         self.kicked = False             # an interrupt arrived for it while another vCPU ran
         self.stop_deadline_ns = 0       # safe points stop once monotonic time reaches this
         self.stopped_by_vmm = False
         self.exit: VmExit | None = None
-        self.user_block_hook_installed = False
-        # SMP only (see smp.py)
-        self.coherence = None
         self.stats: Counter[str] = Counter()
-        self.idle_exit = IdleExitLearner(self)
-        self._setup()
 
-    # --- set-up ------------------------------------------------------------------------
+    # The two fields below are read by the native hook filters from the engine's gate while
+    # this vCPU is current (any thread may set them: request_stop, interrupt routing).
 
     @property
     def irq_wanted(self) -> bool:
-        return bool(self.gate.irq_wanted)
+        return self.own_irq_wanted
 
     @irq_wanted.setter
     def irq_wanted(self, wanted: bool) -> None:
-        self.gate.irq_wanted = wanted
+        self.own_irq_wanted = wanted
+        if self.engine.current is self:
+            self.engine.gate.irq_wanted = wanted
 
     @property
     def stop_deadline_ns(self) -> int:
-        return self.gate.stop_deadline_ns
+        return self.own_stop_deadline_ns
 
     @stop_deadline_ns.setter
     def stop_deadline_ns(self, deadline: int) -> None:
-        self.gate.stop_deadline_ns = deadline
+        self.own_stop_deadline_ns = deadline
+        if self.engine.current is self:
+            self.engine.gate.stop_deadline_ns = deadline
 
-    def _setup(self) -> None:
-        uc, vm = self.uc, self.vm
-        memory = vm.memory
-        uc.mem_map_ptr(memory.base, memory.size, UC_PROT_ALL, memory.host_address)
-        for region in vm.mmio_bus.regions():
-            self._map_mmio(region.base, region.size, region.read, region.write)
-        for region in vm.gic.mmio_regions():
-            index = self.index
-            self._map_mmio(region.base, region.size,
-                           lambda offset, size, read=region.read: read(index, offset, size),
-                           lambda offset, size, value, write=region.write: write(index, offset, size, value))
-        # Accesses to unmapped physical addresses (outside RAM) behave like KVM's unhandled
-        # MMIO: the bus logs them and reads return 0. Bounded so that RAM keeps its fast path.
-        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None, 0, memory.base - 1)
-        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None, memory.end, RUN_FOREVER)
-        uc.hook_add(UC_HOOK_INTR, self._on_exception)
-        hook_filter.add_msr_hook(uc, self.gate, _msr_classes(), self._on_msr)
-        cpu.configure_firmware_state(uc, self.mpidr)
-
-    def _map_mmio(self, base: int, size: int, read, write) -> None:
-        """MMIO through raw callbacks (the binding's wrapper costs ~2 us per access; the
-        console alone makes ~27k accesses per boot). Device errors are the bus region's
-        to handle; anything escaping it is an internal error that ends the VM."""
-        def on_read(offset, width):
-            try:
-                return read(offset, width)
-            except Exception as error:
-                self.fail(f"internal error in MMIO read at {base + offset:#x}: {error!r}")
-                return 0
-
-        def on_write(offset, width, value):
-            try:
-                write(offset, width, value)
-            except Exception as error:
-                self.fail(f"internal error in MMIO write at {base + offset:#x}: {error!r}")
-
-        raw_hooks.mmio_map(self.uc, base, size, on_read, on_write)
-
-    def _on_unmapped(self, uc, access, address, size, value, _user_data) -> bool:
-        if access == UC_MEM_FETCH_UNMAPPED:
-            return False                # executing from nowhere: a fatal error
-        page = address & ~0xFFF
-        self.stats["unmapped-page-maps"] += 1
-        bus = self.vm.mmio_bus
-        self._map_mmio(page, 0x1000, lambda offset, sz: bus.read(page + offset, sz),
-                       lambda offset, sz, val: bus.write(page + offset, sz, val))
-        return True
+    @property
+    def is_current(self) -> bool:
+        return self.engine.current is self
 
     def power_on(self, entry: int, x0: int, pstate: int = ps.BOOT_PSTATE) -> None:
         """Start at `entry` with x0 at this vCPU's next turn (boot, PSCI CPU_ON)."""
@@ -175,7 +129,6 @@ class UnicornVcpu:
         uc = self.uc
         cpu.write_sysreg(uc, sysregs.SCTLR_EL1, sysregs.SCTLR_EL1_RESET)
         cpu.set_entry_state(uc, entry, pstate, x0)
-        uc.ctl_flush_tb()
         self.halted = False
         self.power = PowerState.ON
 
@@ -184,6 +137,7 @@ class UnicornVcpu:
     def run_slice(self, slice_ns: int, deadline_ns: int | None = None) -> None:
         """Run until the next safe stop after `slice_ns` (or after the monotonic time
         `deadline_ns`, if earlier), WFI, or an exit."""
+        self.engine.activate(self)
         if self.power is PowerState.ON_PENDING:
             self._start_pending()
         self.update_timer()
@@ -207,10 +161,8 @@ class UnicornVcpu:
             if self.exit is None:
                 self.exit = fatal_exit(self, f"internal error during emulation: {error!r}")
             return
-        if not self.user_block_hook_installed and cpu.read_reg(uc, cpu.PC) >= _KERNEL_VA_START:
-            # Only now: at reset the kernel runs at low physical addresses, which a block
-            # hook bounded to the EL0 range would slow down for nothing.
-            self._install_user_block_hook()
+        if not self.engine.user_block_hook_installed and cpu.read_reg(uc, cpu.PC) >= _KERNEL_VA_START:
+            self.engine.install_user_block_hook()
         if self.exit is not None or self.stopped_by_vmm or self.power is not PowerState.ON:
             return
         self._after_natural_return()
@@ -231,7 +183,7 @@ class UnicornVcpu:
         if cpu.read_reg(uc, cpu.PSTATE) & ps.PSTATE_I:
             # Linux idles with IRQs masked and unmasks with `msr daifclr` (not hookable):
             # learn where that happens so we can stop there when an interrupt is pending.
-            self.idle_exit.learn(pc)
+            self.engine.idle_exit.learn(self, pc)
 
     def wake_if_interrupted(self) -> bool:
         """For a halted vCPU: an interrupt (even masked by PSTATE) ends WFI."""
@@ -243,8 +195,10 @@ class UnicornVcpu:
         return False
 
     def update_timer(self) -> None:
+        """Recompute the timer's interrupt levels (and, for the current vCPU, the ISTATUS
+        bits the guest reads; a vCPU's are brought up to date when it becomes current)."""
         gic = self.vm.gic
-        for intid, level in self.timer.update(self.uc):
+        for intid, level in self.timer.update(self.uc if self.is_current else None):
             gic.set_ppi_level(self.index, intid, level)
 
     def _deliver_interrupt(self) -> None:
@@ -267,10 +221,6 @@ class UnicornVcpu:
         """Ask for a stop at the next safe point (any thread)."""
         self.stop_deadline_ns = 0
 
-    def _install_user_block_hook(self) -> None:
-        hook_filter.add_block_hook(self.uc, self.gate, self._on_user_block, 0, _USER_VA_END)
-        self.user_block_hook_installed = True
-
     # --- hooks -------------------------------------------------------------------------
 
     def _stop(self) -> None:
@@ -283,12 +233,12 @@ class UnicornVcpu:
             self.exit = fatal_exit(self, message)
         self._stop()
 
-    def _on_user_block(self, uc, _address, _size, _user_data) -> None:
+    def on_user_block(self) -> None:
         if time.monotonic_ns() >= self.stop_deadline_ns:
             self.stats["el0-preemptions"] += 1
             self._stop()
 
-    def _on_msr(self, uc, _reg, cp, _user_data) -> bool:
+    def on_msr(self, uc, _reg, cp) -> bool:
         try:
             key = (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
             self.stats["msr-hook"] += 1
@@ -330,7 +280,7 @@ class UnicornVcpu:
         self.stats["daif-unmask-stops"] += 1
         self._stop()
 
-    def _on_exception(self, uc, intno, _user_data) -> None:
+    def on_exception(self, uc, intno) -> None:
         try:
             self.stats[f"exception-{intno}"] += 1
             if intno == qemu_exceptions.EXCP_HVC:
@@ -388,4 +338,6 @@ class UnicornVcpu:
         return True
 
     def registers(self) -> dict[str, int]:
-        return cpu.general_registers(self.uc)
+        if self.is_current:
+            return cpu.general_registers(self.uc)
+        return cpu.general_registers(self.context)

@@ -1,8 +1,9 @@
-"""The Unicorn VM: all vCPUs on the shared guest RAM, run round-robin in ONE host thread.
+"""The Unicorn VM: all vCPUs on one engine (engine.py), run round-robin in ONE host thread.
 
-One host thread because Unicorn's exclusives are not atomic across engines and a remote
-engine cannot be stopped safely (see docs/unicorn-smp.md): each vCPU runs one slice in turn; with more
-than one vCPU, smp.py adds cross-engine coherence and spin-wait yielding.
+One host thread because Unicorn's exclusives are not atomic across threads and a running
+engine cannot be stopped safely from outside (see docs/unicorn-smp.md): each vCPU runs one
+slice in turn with its state loaded into the shared engine; with more than one vCPU, smp.py
+adds spin-wait yielding.
 Scheduling: round-robin over the vCPUs that can run (powered on, not waiting in WFI, or
 waiting with an interrupt signalled); a vCPU an interrupt is signalled to while another runs
 cuts that one's slice short and goes next; a slice also ends by the next timer deadline of
@@ -24,6 +25,7 @@ from collections import Counter
 from petard.core.backend import (
     ExitReason, GicVersion, MachineDescription, Vm, VmExit)
 
+from .engine import SharedEngine
 from .gic_common import EmulatedGic
 from .gicv2 import GicV2
 from .gicv3 import GicV3
@@ -31,7 +33,7 @@ from .guest_va import InstructionReader
 from .psci import PsciFirmware
 from .smp import SmpSupport
 from .syndrome import ExceptionDetailsReader
-from .vcpu import PowerState, UnicornVcpu
+from .vcpu import PowerState, UnicornVcpu, msr_classes
 
 DEFAULT_SLICE_NS = 4_000_000        # how long a vCPU runs before the next safe stop
 MAX_IDLE_SLEEP_S = 1.0              # idle sleeps are re-evaluated at least this often
@@ -66,12 +68,10 @@ class UnicornVm(Vm):
         self.gic.state.on_change = self._on_interrupt_change
         self.instructions = InstructionReader(self.memory.read_u64, self.memory.read_u32)
         self.psci = PsciFirmware(self)
-        self.smp = SmpSupport(self) if machine.vcpu_count > 1 else None
+        self.engine = SharedEngine(self, msr_classes())
         self.vcpus = [UnicornVcpu(self, index, mpidr)
                       for index, mpidr in enumerate(machine.vcpu_mpidrs)]
-        if self.smp is not None:
-            for vcpu in self.vcpus:
-                self.smp.attach(vcpu)
+        self.smp = SmpSupport(self) if machine.vcpu_count > 1 else None
         boot = machine.boot
         self.vcpus[0].power_on(boot.pc, boot.x0, boot.pstate)
         self._wake_event = threading.Event()
@@ -142,8 +142,9 @@ class UnicornVm(Vm):
         total: Counter[str] = Counter()
         for vcpu in self.vcpus:
             total.update(vcpu.stats)
-            total.update({f"{hook}-answered-natively": count
-                          for hook, count in vcpu.gate.answered().items()})
+        total.update({f"{hook}-answered-natively": count
+                      for hook, count in self.engine.gate.answered().items()})
+        total["vcpu-switches"] = self.engine.switches
         total["gic-mmio"] = self.gic.access_count
         total["gic-sysreg"] = getattr(self.gic, "sysreg_access_count", 0)
         total["timer-writes"] = sum(vcpu.timer.write_count for vcpu in self.vcpus)
@@ -275,3 +276,4 @@ class UnicornVm(Vm):
     def close(self) -> None:
         for vcpu in self.vcpus:
             vcpu.uc = None
+        self.engine.close()

@@ -1,5 +1,6 @@
-"""Several vCPUs (one Unicorn engine each, one RAM) driven by small assembled guests: code
-patched by one vCPU is executed by the other (IC IVAU replayed across engines); 32 vCPUs
+"""Several vCPUs (sharing one Unicorn engine) driven by small assembled guests: code
+patched by one vCPU is executed by the other (the translation cached for the first is
+dropped for both); 32 vCPUs
 start with their own MPIDR; pause/resume stops and restarts all vCPUs; an SGI and a timer
 for a vCPU waiting in WFI are taken promptly while another vCPU is busy with a long slice;
 spin hints in code published later are patched and make the spinner give way."""
@@ -58,7 +59,6 @@ def test_code_patched_on_one_vcpu_is_executed_by_the_other():
     exit_ = run.run()
     assert exit_.reason is ExitReason.POWER_OFF, exit_.describe()
     assert run.reports == [1, 2]
-    assert run.vm.stats()["coherence-page-invalidations"] >= 1
 
 
 MAX_VCPUS = 32

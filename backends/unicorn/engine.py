@@ -1,0 +1,134 @@
+"""The one Unicorn engine all vCPUs of a VM run on, and switching it between them.
+
+Every vCPU runs on the same engine, so they share one translation cache, as QEMU's vCPUs
+share theirs: code is translated once however many vCPUs run it, and a guest write to
+code drops the stale translations for all of them. A vCPU's registers (the whole CPU
+state, system registers and exclusive monitor included) live in a saved Unicorn context
+while another vCPU runs; `activate` swaps them between slices. The softmmu TLB is not part
+of a context, and vCPUs have their own page tables, so it is flushed at every switch (which
+also stands in for the TLB maintenance other vCPUs broadcast meanwhile).
+
+Hooks and MMIO ranges are registered once here and act for `current`, the vCPU whose
+context is loaded. The hottest hooks go through the native filters (hook_filter.py), whose
+gate holds the current vCPU's deadline and wanted-interrupt flag.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from unicorn import (UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED,
+                     UC_MEM_FETCH_UNMAPPED, UC_PROT_ALL)
+from unicorn.unicorn_py3.unicorn import UcContext
+
+from petard.core.arch import pstate as ps
+
+from . import cpu, hook_filter, raw_hooks
+from .idle_exit import IdleExitLearner
+
+if TYPE_CHECKING:
+    from .vcpu import UnicornVcpu
+    from .vm import UnicornVm
+
+RUN_FOREVER = (1 << 64) - 1
+# Addresses below this are EL0 (TTBR0) virtual addresses.
+USER_VA_END = 0x0000_FFFF_FFFF_FFFF
+PAGE_MASK = ~0xFFF & ((1 << 64) - 1)
+
+
+class SharedEngine:
+    def __init__(self, vm: UnicornVm, msr_classes: hook_filter.ClassTable):
+        self.vm = vm
+        self.uc = cpu.create_engine()
+        self.current: UnicornVcpu | None = None
+        self.gate = hook_filter.HookGate(page_mask=PAGE_MASK, unmask_bit=ps.PSTATE_I)
+        self.idle_exit = IdleExitLearner(self)
+        self.user_block_hook_installed = False
+        self.switches = 0
+        self._map(msr_classes)
+
+    def _map(self, msr_classes: hook_filter.ClassTable) -> None:
+        uc, vm = self.uc, self.vm
+        memory = vm.memory
+        uc.mem_map_ptr(memory.base, memory.size, UC_PROT_ALL, memory.host_address)
+        for region in vm.mmio_bus.regions():
+            self._map_mmio(region.base, region.size, region.read, region.write)
+        for region in vm.gic.mmio_regions():
+            self._map_mmio(region.base, region.size,
+                           lambda offset, size, read=region.read: read(self.current.index, offset, size),
+                           lambda offset, size, value, write=region.write:
+                               write(self.current.index, offset, size, value))
+        # Accesses to unmapped physical addresses (outside RAM) behave like KVM's unhandled
+        # MMIO: the bus logs them and reads return 0. Bounded so that RAM keeps its fast path.
+        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None, 0, memory.base - 1)
+        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None, memory.end, RUN_FOREVER)
+        uc.hook_add(UC_HOOK_INTR, lambda uc_, intno, _ud: self.current.on_exception(uc_, intno))
+        hook_filter.add_msr_hook(uc, self.gate, msr_classes,
+                                 lambda uc_, reg, cp, _ud: self.current.on_msr(uc_, reg, cp))
+
+    def initial_context(self, mpidr: int) -> UcContext:
+        """The firmware-level CPU state of a vCPU with this MPIDR, as a context to load."""
+        cpu.configure_firmware_state(self.uc, mpidr)
+        return self.uc.context_save()
+
+    # --- switching ---------------------------------------------------------------------
+
+    def activate(self, vcpu: UnicornVcpu) -> None:
+        """Load `vcpu`'s CPU state into the engine (saving the current one's)."""
+        previous = self.current
+        if previous is vcpu:
+            return
+        uc = self.uc
+        if previous is not None:
+            uc.context_update(previous.context)
+        uc.context_restore(vcpu.context)
+        uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+        self.current = vcpu
+        self.gate.stop_deadline_ns = vcpu.own_stop_deadline_ns
+        self.gate.irq_wanted = vcpu.own_irq_wanted
+        self.switches += 1
+
+    def is_current(self, vcpu: UnicornVcpu) -> bool:
+        return self.current is vcpu
+
+    # --- hooks ---------------------------------------------------------------------------
+
+    def install_user_block_hook(self) -> None:
+        """Stop points in user space (added once the kernel runs at its high VA: at reset
+        the kernel runs at low physical addresses, which this hook would slow down)."""
+        hook_filter.add_block_hook(self.uc, self.gate,
+                                   lambda uc_, address, size, _ud: self.current.on_user_block(),
+                                   0, USER_VA_END)
+        self.user_block_hook_installed = True
+
+    def _map_mmio(self, base: int, size: int, read, write) -> None:
+        """MMIO through raw callbacks (the binding's wrapper costs ~2 us per access; the
+        console alone makes ~27k accesses per boot). Device errors are the bus region's
+        to handle; anything escaping it is an internal error that ends the VM."""
+        def on_read(offset, width):
+            try:
+                return read(offset, width)
+            except Exception as error:
+                self.current.fail(f"internal error in MMIO read at {base + offset:#x}: {error!r}")
+                return 0
+
+        def on_write(offset, width, value):
+            try:
+                write(offset, width, value)
+            except Exception as error:
+                self.current.fail(f"internal error in MMIO write at {base + offset:#x}: {error!r}")
+
+        raw_hooks.mmio_map(self.uc, base, size, on_read, on_write)
+
+    def _on_unmapped(self, uc, access, address, size, value, _user_data) -> bool:
+        if access == UC_MEM_FETCH_UNMAPPED:
+            return False                # executing from nowhere: a fatal error
+        page = address & ~0xFFF
+        self.current.stats["unmapped-page-maps"] += 1
+        bus = self.vm.mmio_bus
+        self._map_mmio(page, 0x1000, lambda offset, sz: bus.read(page + offset, sz),
+                       lambda offset, sz, val: bus.write(page + offset, sz, val))
+        return True
+
+    def close(self) -> None:
+        self.uc = None
