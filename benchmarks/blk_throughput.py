@@ -6,8 +6,11 @@ the whole drive sequentially, then reads it back, each with ``dd bs=1M`` and dir
 (``oflag=direct`` / ``iflag=direct``: no guest page cache), timing each pass with
 ``/proc/uptime``. petard is configured through its HTTP API like a Firecracker user would
 (drives on virtio-mmio, Writeback cache); QEMU gets ``virtio-blk-device`` drives on its
-virt machine's virtio-mmio bus (default writeback cache). Prints MB/s per pass and
-run, the medians, and petard/QEMU ratios (goal >= 0.8).
+virt machine's virtio-mmio bus (default writeback cache). Each VM gets a freshly created
+(sparse) data file: the host's first write into a sparse file costs about three times a
+rewrite of pages already in its page cache, so a file shared between the VMMs would favour
+whichever runs second. Prints MB/s per pass and run, the medians, and petard/QEMU ratios
+(goal >= 0.8).
 
     .venv/bin/python benchmarks/blk_throughput.py [--runs 3] [--mib 256]
 """
@@ -121,6 +124,14 @@ def run_qemu(guest, root: Path, data: Path) -> str:
     return result.stdout.decode(errors="replace")
 
 
+def fresh_drive(path: Path, mib: int) -> Path:
+    """A new sparse file of `mib` MiB at `path` (replacing the last VM's)."""
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as file:
+        file.truncate(mib << 20)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -133,13 +144,11 @@ def main() -> None:
         workdir = Path(name)
         root = build_rootfs_image(guest.busybox, workdir / "root.ext4", 32, {RUN_HOOK: HOOK.format(mib=args.mib)})
         data = workdir / "data.img"
-        with open(data, "wb") as file:
-            file.truncate(args.mib << 20)
         results = {"petard": [], "qemu": []}
         print(f"{'run':>4}{'petard write':>14}{'petard read':>13}{'qemu write':>12}{'qemu read':>11}   (MB/s)")
         for run in range(1, args.runs + 1):
-            results["petard"].append(rates(run_petard(guest, root, data, workdir)))
-            results["qemu"].append(rates(run_qemu(guest, root, data)))
+            results["petard"].append(rates(run_petard(guest, root, fresh_drive(data, args.mib), workdir)))
+            results["qemu"].append(rates(run_qemu(guest, root, fresh_drive(data, args.mib))))
             p, q = results["petard"][-1], results["qemu"][-1]
             print(f"{run:>4}{p['WRITE']:>14.1f}{p['READ']:>13.1f}{q['WRITE']:>12.1f}{q['READ']:>11.1f}", flush=True)
         median = {vmm: {kind: statistics.median(r[kind] for r in runs) for kind in ("WRITE", "READ")}

@@ -85,23 +85,23 @@ class BackingFile:
         os.close(self.fd)
 
 
-def _split(descriptors: Sequence[Descriptor], at: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """(address, length) pieces of `descriptors` before and after byte `at`."""
-    before: list[tuple[int, int]] = []
-    after: list[tuple[int, int]] = []
+def _pieces(descriptors: Sequence[Descriptor], start: int, end: int) -> list[tuple[int, int]]:
+    """(address, length) pieces holding bytes `[start, end)` of the buffer that `descriptors`
+    form together, in order, without empty pieces."""
+    pieces: list[tuple[int, int]] = []
+    if start >= end:
+        return pieces
     offset = 0
-    for descriptor in descriptors:
-        start, end = offset, offset + descriptor.length
-        if end <= at:
-            before.append((descriptor.address, descriptor.length))
-        elif start >= at:
-            after.append((descriptor.address, descriptor.length))
-        else:
-            cut = at - start
-            before.append((descriptor.address, cut))
-            after.append((descriptor.address + cut, descriptor.length - cut))
-        offset = end
-    return [p for p in before if p[1]], [p for p in after if p[1]]
+    for address, length, _ in descriptors:
+        following = offset + length
+        if following > start and length:
+            cut = start - offset if start > offset else 0
+            stop = end - offset if end < following else length
+            pieces.append((address + cut, stop - cut))
+        if following >= end:
+            break
+        offset = following
+    return pieces
 
 
 class VirtioBlock(VirtioMmioDevice):
@@ -170,12 +170,12 @@ class VirtioBlock(VirtioMmioDevice):
         return 0
 
     def _header(self, chain: DescriptorChain) -> tuple[int, int, int]:
-        header = bytearray()
-        for descriptor in chain.readable:
-            header += self.ctx.memory.read(descriptor.address, min(descriptor.length, REQUEST_HEADER.size - len(header)))
-            if len(header) == REQUEST_HEADER.size:
-                break
-        return REQUEST_HEADER.unpack(header)
+        memory = self.ctx.memory
+        first = chain.readable[0]
+        if first.length >= REQUEST_HEADER.size:  # Linux: the header is a descriptor of its own
+            return REQUEST_HEADER.unpack(memory.read(first.address, REQUEST_HEADER.size))
+        pieces = _pieces(chain.readable, 0, REQUEST_HEADER.size)
+        return REQUEST_HEADER.unpack(b"".join(memory.read(address, length) for address, length in pieces))
 
     def _execute(self, chain: DescriptorChain) -> int:
         """Carry out one request; the number of bytes written into its buffers."""
@@ -184,20 +184,21 @@ class VirtioBlock(VirtioMmioDevice):
         if writable_length < STATUS_SIZE:
             self.ctx.log.warning("%s: request %d has no status byte; dropped", self.ctx.name, chain.head)
             return 0
-        data_in, status_piece = _split(chain.writable, writable_length - STATUS_SIZE)
-        status_address = status_piece[0][0]
-        if chain.readable_length < REQUEST_HEADER.size:
+        data_end = writable_length - STATUS_SIZE
+        status_address = _pieces(chain.writable, data_end, writable_length)[0][0]
+        readable_length = chain.readable_length
+        if readable_length < REQUEST_HEADER.size:
             return self._finish(status_address, S_IOERR, 0)
         kind, _, sector = self._header(chain)
-        _, data_out = _split(chain.readable, REQUEST_HEADER.size)
         if kind == T_IN:
-            status, written = self._read(sector, data_in)
+            status, written = self._read(sector, _pieces(chain.writable, 0, data_end), data_end)
         elif kind == T_OUT:
-            status, written = self._write(sector, data_out), 0
+            data_out = _pieces(chain.readable, REQUEST_HEADER.size, readable_length)
+            status, written = self._write(sector, data_out, readable_length - REQUEST_HEADER.size), 0
         elif kind == T_FLUSH:
             status, written = self._flush(), 0
         elif kind == T_GET_ID:
-            status, written = S_OK, self._copy_out(self.file.device_id, data_in)
+            status, written = S_OK, self._copy_out(self.file.device_id, _pieces(chain.writable, 0, data_end))
         else:
             status, written = S_UNSUPP, 0
         return self._finish(status_address, status, written)
@@ -213,15 +214,17 @@ class VirtioBlock(VirtioMmioDevice):
         memory = self.ctx.memory
         return [memory.view(address, length) for address, length in pieces]
 
-    def _read(self, sector: int, pieces: list[tuple[int, int]]) -> tuple[int, int]:
-        length = sum(p[1] for p in pieces)
+    def _read(self, sector: int, pieces: list[tuple[int, int]], length: int) -> tuple[int, int]:
         if not self._in_range(sector, length):
             return S_IOERR, 0
         views = self._views(pieces)
         try:
             done = os.preadv(self.file.fd, views, sector * SECTOR_SIZE) if views else 0
         except OSError as error:
-            self.ctx.log.error("%s: read of %d bytes at sector %d failed: %s", self.ctx.name, length, sector, error)
+            # The text only: a logged exception would keep this frame, and so the views of
+            # guest memory, alive for as long as a handler keeps the record.
+            self.ctx.log.error("%s: read of %d bytes at sector %d failed: %s", self.ctx.name, length, sector,
+                               str(error))
             return S_IOERR, 0
         if done < length:  # a file shorter than its last sector: the rest reads as zeros
             self._zero_from(views, done)
@@ -237,32 +240,40 @@ class VirtioBlock(VirtioMmioDevice):
                 view[cut:] = bytes(len(view) - cut)
             offset = end
 
-    def _write(self, sector: int, pieces: list[tuple[int, int]]) -> int:
+    def _write(self, sector: int, pieces: list[tuple[int, int]], length: int) -> int:
         if self.read_only:
             return S_IOERR
-        length = sum(p[1] for p in pieces)
         if not self._in_range(sector, length):
             return S_IOERR
         views = self._views(pieces)
         offset = sector * SECTOR_SIZE
+        remaining = length
         try:
-            while views:
+            while remaining:
                 done = os.pwritev(self.file.fd, views, offset)
-                offset += done
-                views = self._advance(views, done)
+                if not done:
+                    raise OSError(f"no progress with {remaining} bytes left")
+                remaining -= done
+                if remaining:  # a short write: carry on after what was written
+                    offset += done
+                    views = self._advance(views, done)
         except OSError as error:
-            self.ctx.log.error("%s: write of %d bytes at sector %d failed: %s", self.ctx.name, length, sector, error)
+            self.ctx.log.error("%s: write of %d bytes at sector %d failed: %s", self.ctx.name, length, sector,
+                               str(error))  # the text only, as in _read
             return S_IOERR
         return S_OK
 
     @staticmethod
     def _advance(views: list[memoryview], done: int) -> list[memoryview]:
-        while views and done >= len(views[0]):
-            done -= len(views[0])
-            views = views[1:]
-        if views and done:
-            views[0] = views[0][done:]
-        return views
+        """`views` without their first `done` bytes."""
+        skip = 0
+        while done >= len(views[skip]):
+            done -= len(views[skip])
+            skip += 1
+        rest = views[skip:]
+        if done:
+            rest[0] = rest[0][done:]
+        return rest
 
     def _flush(self) -> int:
         if not self.writeback:

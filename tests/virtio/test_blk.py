@@ -10,9 +10,11 @@ import struct
 import pytest
 
 from petard.core.virtio import spec
+from petard.core.virtio.queue import Descriptor
 from petard.plugins import virtio_blk as blk_module
 
 from .conftest import DISK_SECTORS
+from .driver import Buffer
 
 HEADER = struct.Struct("<IIQ")
 
@@ -179,3 +181,98 @@ def test_bandwidth_limiter_replaced_by_update(make_bench, disk):
     assert len(bench.queues[0].take_used()) == 2
     bench.device.update(rate_limiter={}, replace_limiter=True)  # unlimited now: the waiting one goes
     assert len(bench.queues[0].take_used()) == 1
+
+
+def test_header_data_and_status_may_share_descriptors(blk, disk):
+    blk.start()
+    payload = os.urandom(512)
+    status = blk.buffer(1, writable=True)
+    blk.queues[0].submit([blk.buffer(HEADER.pack(blk_module.T_OUT, 0, 2) + payload), status])
+    blk.notify()
+    assert status_of(blk, status) == blk_module.S_OK
+    assert disk.read_bytes()[2 * 512:3 * 512] == payload
+    header = HEADER.pack(blk_module.T_IN, 0, 7)
+    data_and_status = blk.buffer(513, writable=True)
+    head = blk.queues[0].submit([blk.buffer(header[:10]), blk.buffer(header[10:]), data_and_status])
+    blk.notify()
+    assert blk.contents(data_and_status) == bytes([7]) * 512 + bytes([blk_module.S_OK])
+    assert blk.queues[0].take_used()[-1] == (head, 513)
+
+
+def test_short_writes_are_carried_on(blk, disk, monkeypatch):
+    real = os.pwritev
+    calls = []
+
+    def at_most_300_bytes(fd, views, offset):
+        calls.append(offset)
+        budget, taken = 300, []
+        for view in views:
+            taken.append(view[:budget])
+            budget -= len(taken[-1])
+            if not budget:
+                break
+        return real(fd, taken, offset)
+
+    monkeypatch.setattr(blk_module.os, "pwritev", at_most_300_bytes)
+    blk.start()
+    payload = os.urandom(1536)
+    parts = [blk.buffer(payload[:512]), blk.buffer(payload[512:])]
+    status = blk.buffer(1, writable=True)
+    blk.queues[0].submit([blk.buffer(HEADER.pack(blk_module.T_OUT, 0, 4))] + parts + [status])
+    blk.notify()
+    assert status_of(blk, status) == blk_module.S_OK
+    assert disk.read_bytes()[4 * 512:7 * 512] == payload
+    assert calls == [4 * 512 + done for done in range(0, 1536, 300)]
+
+
+def test_a_write_making_no_progress_is_an_io_error(blk, monkeypatch):
+    monkeypatch.setattr(blk_module.os, "pwritev", lambda fd, views, offset: 0)
+    blk.start()
+    _, _, status = request(blk, blk_module.T_OUT, sector=0, data=b"\1" * 512)
+    assert status_of(blk, status) == blk_module.S_IOERR
+
+
+def test_buffers_may_end_at_the_end_of_guest_memory(blk):
+    end = blk.memory.end
+    blk.start()
+    data, status = Buffer(end - 513, 512, True), Buffer(end - 1, 1, True)
+    head = blk.queues[0].submit([blk.buffer(HEADER.pack(blk_module.T_IN, 0, 9)), data, status])
+    blk.notify()
+    assert blk.contents(data) == bytes([9]) * 512 and blk.contents(status) == bytes([blk_module.S_OK])
+    assert blk.queues[0].take_used() == [(head, 513)]
+
+
+def test_a_buffer_past_the_end_of_guest_memory_needs_reset(blk, caplog):
+    end = blk.memory.end
+    blk.start()
+    blk.queues[0].submit([blk.buffer(HEADER.pack(blk_module.T_IN, 0, 0)), Buffer(end - 511, 512, True),
+                          blk.buffer(1, writable=True)])
+    blk.notify()
+    assert blk.status() & spec.STATUS_DEVICE_NEEDS_RESET
+    assert "is not in guest memory" in caplog.text
+    assert blk.queues[0].take_used() == []
+
+
+@pytest.mark.parametrize("lengths, start, end, pieces", [
+    ([16, 512, 1], 16, 529, [(0x1000, 512), (0x2000, 1)]),   # data and status after a header
+    ([529], 16, 528, [(16, 512)]),                           # everything in one buffer
+    ([10, 6, 512], 0, 16, [(0, 10), (0x1000, 6)]),           # a header split over two buffers
+    ([16, 0, 512, 0, 1], 16, 528, [(0x2000, 512)]),          # empty buffers are left out
+    ([16, 512], 528, 528, []),                               # an empty range
+    ([100, 100], 50, 150, [(50, 50), (0x1000, 50)]),         # cut inside both
+])
+def test_pieces_cut_the_buffers_at_byte_offsets(lengths, start, end, pieces):
+    descriptors = [Descriptor(0x1000 * index, length, False) for index, length in enumerate(lengths)]
+    assert blk_module._pieces(descriptors, start, end) == pieces
+
+
+def test_a_failing_read_is_an_io_error(blk, monkeypatch, caplog):
+    def failing(fd, views, offset):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(blk_module.os, "preadv", failing)
+    blk.start()
+    _, _, status = request(blk, blk_module.T_IN, sector=0, read_length=512)
+    assert status_of(blk, status) == blk_module.S_IOERR
+    assert "read of 512 bytes at sector 0 failed: [Errno 5] Input/output error" in caplog.text
+    assert blk.device.activated

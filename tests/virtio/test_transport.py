@@ -232,3 +232,20 @@ def test_save_and_restore_state_round_trips(rng, make_bench):
     other = make_bench("virtio-rng")
     other.device.restore_state(state)
     assert other.device.save_state() == state
+
+
+def test_a_descriptor_table_ending_at_the_end_of_guest_memory_is_used(rng):
+    rng.negotiate()
+    rng.setup_queues(size=16)
+    queue = rng.queues[0]
+    queue.desc = rng.memory.end - spec.DESCRIPTOR_SIZE * queue.size
+    rng.write(spec.QUEUE_SEL, 0)
+    rng.write(spec.QUEUE_DESC_LOW, queue.desc & 0xFFFF_FFFF)
+    rng.write(spec.QUEUE_DESC_HIGH, queue.desc >> 32)
+    rng.write(spec.STATUS, RUNNING)
+    assert rng.status() == RUNNING
+    queue.next_free = queue.size - 2  # a chain through the table's last entry and back to 0
+    buffers = [rng.buffer(8, writable=True) for _ in range(3)]
+    head = queue.submit(buffers)
+    rng.notify()
+    assert queue.take_used() == [(head, 24)]
