@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from unicorn import (UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED,
+from unicorn import (UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_MEM_UNMAPPED,
                      UC_MEM_FETCH_UNMAPPED, UC_PROT_ALL)
 from unicorn.unicorn_py3.unicorn import UcContext
 
@@ -45,6 +45,7 @@ class SharedEngine:
         self.idle_exit = IdleExitLearner(self)
         self.user_block_hook_installed = False
         self.switches = 0
+        self.exception_details = vm.exception_details.bind(self.uc)
         self._map(msr_classes)
 
     def _map(self, msr_classes: hook_filter.ClassTable) -> None:
@@ -62,7 +63,7 @@ class SharedEngine:
         # MMIO: the bus logs them and reads return 0. Bounded so that RAM keeps its fast path.
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None, 0, memory.base - 1)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None, memory.end, RUN_FOREVER)
-        uc.hook_add(UC_HOOK_INTR, lambda uc_, intno, _ud: self.current.on_exception(uc_, intno))
+        raw_hooks.add_interrupt_hook(uc, lambda uc_, intno: self.current.on_exception(uc_, intno))
         hook_filter.add_msr_hook(uc, self.gate, msr_classes,
                                  lambda uc_, reg, cp, _ud: self.current.on_msr(uc_, reg, cp))
 

@@ -6,6 +6,7 @@ the A57 model (ARMv8.0: no PAN, no BTI, no pointer authentication to model).
 """
 
 import enum
+from functools import lru_cache
 
 from unicorn import Uc
 from unicorn import arm64_const as uc_arm64
@@ -42,30 +43,43 @@ class UnsupportedExceptionSource(Exception):
     pass
 
 
+# Read before entry: PSTATE, the live SP, VBAR_EL1, SP_EL1 (the handler's stack when coming
+# from SP_EL0) and TPIDR_EL1 (rewritten unchanged after PSTATE, which makes Unicorn recompute
+# its cached CPU flags: see cpu.rebuild_cached_flags).
+_BEFORE = cpu.RegisterBatch([cpu.PSTATE, cpu.SP, _VBAR_EL1, _SP_EL1, sysregs.TPIDR_EL1])
+
+
+@lru_cache(maxsize=None)
+def _entry_writes(has_syndrome: bool, has_fault_address: bool, from_sp0: bool) -> cpu.RegisterBatch:
+    """The registers entry writes, in order, for one combination of what it has to write."""
+    registers = [sysregs.SPSR_EL1, _ELR_EL1]
+    registers += [_ESR_EL1] if has_syndrome else []
+    registers += [_FAR_EL1] if has_fault_address else []
+    registers += [_SP_EL0] if from_sp0 else []          # the live SP was SP_EL0: bank it
+    registers += [cpu.PSTATE, cpu.SP, sysregs.TPIDR_EL1, cpu.PC]
+    return cpu.RegisterBatch(registers)
+
+
 def enter_exception(uc: Uc, kind: ExceptionKind, return_address: int,
                     syndrome: int | None = None, fault_address: int | None = None) -> int:
     """Enter the guest's EL1 vector for `kind`; returns the new PC."""
-    old_pstate, sp, vbar = uc.reg_read_batch([cpu.PSTATE, cpu.SP, _VBAR_EL1])
+    old_pstate, sp, vbar, sp_el1, tpidr = _BEFORE.read(uc)
     mode = old_pstate & ps.PSTATE_MODE_MASK
     if old_pstate & ps.PSTATE_nRW or mode not in (ps.MODE_EL0t, ps.MODE_EL1t, ps.MODE_EL1h):
         raise UnsupportedExceptionSource(f"exception from unsupported PSTATE {old_pstate:#x}")
-    if mode == ps.MODE_EL1h:
-        vector = vbar + _FROM_CURRENT_EL_SPX + kind
-        new_sp = sp
-    else:
+    from_sp0 = mode != ps.MODE_EL1h
+    if from_sp0:
         # The live SP is SP_EL0 (EL0t or EL1t); the handler runs on SP_EL1.
-        cpu.write_reg(uc, _SP_EL0, sp)
-        new_sp = cpu.read_reg(uc, _SP_EL1)
         vector = vbar + (_FROM_LOWER_EL_AARCH64 if mode == ps.MODE_EL0t
                          else _FROM_CURRENT_EL_SP0) + kind
-    cpu.write_sysreg(uc, sysregs.SPSR_EL1, old_pstate)
-    writes = [(_ELR_EL1, return_address)]
-    if syndrome is not None:
-        writes.append((_ESR_EL1, syndrome))
-    if fault_address is not None:
-        writes.append((_FAR_EL1, fault_address))
-    writes += [(cpu.PSTATE, _ENTRY_PSTATE), (cpu.SP, new_sp)]
-    uc.reg_write_batch(writes)
-    cpu.rebuild_cached_flags(uc)
-    cpu.write_reg(uc, cpu.PC, vector)
+        new_sp = sp_el1
+    else:
+        vector = vbar + _FROM_CURRENT_EL_SPX + kind
+        new_sp = sp
+    values = [old_pstate, return_address]
+    values += [syndrome] if syndrome is not None else []
+    values += [fault_address] if fault_address is not None else []
+    values += [sp] if from_sp0 else []
+    values += [_ENTRY_PSTATE, new_sp, tpidr, vector]
+    _entry_writes(syndrome is not None, fault_address is not None, from_sp0).write(uc, values)
     return vector

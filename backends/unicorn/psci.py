@@ -25,6 +25,7 @@ SUPPORTED_FUNCTIONS = frozenset({
 })
 _AFFINITY_MASK = 0xFF_00FF_FFFF
 _FUNCTION_ID_MASK = 0xFFFF_FFFF
+_ARGUMENTS = cpu.RegisterBatch(cpu.X_REGISTERS[:4])     # function id, arguments 1-3
 
 
 class PsciFirmware:
@@ -41,7 +42,7 @@ class PsciFirmware:
     def call(self, caller: UnicornVcpu) -> None:
         """Handle the HVC the caller just made (its PC is already past the HVC)."""
         uc = caller.uc
-        function, arg1, arg2, arg3 = uc.reg_read_batch(cpu.X_REGISTERS[:4])
+        function, arg1, arg2, arg3 = _ARGUMENTS.read(uc)
         function &= _FUNCTION_ID_MASK
         self.calls.append(function)
         result = self._dispatch(caller, function, arg1, arg2, arg3)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 from typing import Any, Callable
 
-from unicorn import UC_HOOK_BLOCK, UC_HOOK_INSN, UcError
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR, UcError
 from unicorn.unicorn_py3 import unicorn as _binding
 
 from .cpu import CpRegister
@@ -25,6 +25,7 @@ SysInsnCallback = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_ui
                                    ctypes.POINTER(CpRegister), ctypes.c_void_p)
 BlockCallback = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32,
                                  ctypes.c_void_p)
+InterruptCallback = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 MmioReadCallback = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64,
                                     ctypes.c_uint, ctypes.c_void_p)
 MmioWriteCallback = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint,
@@ -59,6 +60,12 @@ def block_thunk(uc, callback: Callable[[Any, int, int, Any], None],
     def thunk(_handle, address, size, _user_data):
         callback(uc, address, size, user_data)
     return BlockCallback(thunk)
+
+
+def add_interrupt_hook(uc, callback: Callable[[Any, int], None]) -> int:
+    """UC_HOOK_INTR: callback(uc, intno) for every exception Unicorn raises."""
+    return _register(uc, UC_HOOK_INTR, InterruptCallback(lambda _handle, intno, _ud: callback(uc, intno)),
+                     1, 0)
 
 
 def add_native_hook(uc, hook_type: int, function: ctypes._CFuncPtr, user_data: ctypes.Structure,

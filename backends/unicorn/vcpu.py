@@ -273,7 +273,7 @@ class UnicornVcpu:
 
     def _perform_daif_write_and_stop(self, value: int) -> None:
         uc = self.uc
-        pstate, pc = uc.reg_read_batch([cpu.PSTATE, cpu.PC])
+        pstate, pc = cpu.read_reg(uc, cpu.PSTATE), cpu.read_reg(uc, cpu.PC)
         cpu.write_reg(uc, cpu.PSTATE, (pstate & ~ps.PSTATE_DAIF_MASK) | (value & ps.PSTATE_DAIF_MASK))
         cpu.rebuild_cached_flags(uc)
         cpu.write_reg(uc, cpu.PC, pc + a64.INSN_SIZE)
@@ -298,7 +298,7 @@ class UnicornVcpu:
             elif intno in (qemu_exceptions.EXCP_SWI, qemu_exceptions.EXCP_UDEF,
                            qemu_exceptions.EXCP_PREFETCH_ABORT,
                            qemu_exceptions.EXCP_DATA_ABORT, qemu_exceptions.EXCP_BKPT):
-                details = self.vm.exception_details.read(uc)
+                details = self.engine.exception_details.read()
                 is_abort = intno in (qemu_exceptions.EXCP_PREFETCH_ABORT,
                                      qemu_exceptions.EXCP_DATA_ABORT)
                 enter_exception(uc, ExceptionKind.SYNCHRONOUS, cpu.read_reg(uc, cpu.PC),
