@@ -8,7 +8,8 @@ controllers), `psci` (firmware calls), `idle_exit` (learned idle-loop stop point
 `guest_va` (guest page-table walks), `fatal` (failure reports), `engine` (the one
 engine all vCPUs share, switching it between them, its hooks and MMIO ranges),
 `hook_filter` (+ `hook_filter.c`: native filters in front of the hottest hooks),
-`raw_hooks` (hooks and MMIO registered with libunicorn directly), `vcpu` (one vCPU's
+`raw_hooks` (hooks and MMIO registered with libunicorn directly), `published_code`
+(dropping stale translations of pages the VMM wrote, on IC IVAU), `vcpu` (one vCPU's
 state, hook handlers and safe stop points), `smp` (spin-wait yielding, only with several
 vCPUs), `vm` (round-robin loop, pause/resume), `backend` (the `Backend` implementation).
 """

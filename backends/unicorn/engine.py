@@ -11,10 +11,14 @@ also stands in for the TLB maintenance other vCPUs broadcast meanwhile).
 Hooks and MMIO ranges are registered once here and act for `current`, the vCPU whose
 context is loaded. The hottest hooks go through the native filters (hook_filter.py), whose
 gate holds the current vCPU's deadline and wanted-interrupt flag.
+
+Every `IC IVAU` page goes to published_code.py, which drops the translations of pages the
+VMM wrote behind Unicorn's back (device DMA, spin-hint patches).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from unicorn import (UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_MEM_UNMAPPED,
@@ -22,9 +26,11 @@ from unicorn import (UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_MEM_UNMAPPED,
 from unicorn.unicorn_py3.unicorn import UcContext
 
 from petard.core.arch import pstate as ps
+from petard.core.arch import sysregs
 
 from . import cpu, hook_filter, raw_hooks
 from .idle_exit import IdleExitLearner
+from .published_code import PublishedCode
 
 if TYPE_CHECKING:
     from .vcpu import UnicornVcpu
@@ -33,7 +39,15 @@ if TYPE_CHECKING:
 RUN_FOREVER = (1 << 64) - 1
 # Addresses below this are EL0 (TTBR0) virtual addresses.
 USER_VA_END = 0x0000_FFFF_FFFF_FFFF
-PAGE_MASK = ~0xFFF & ((1 << 64) - 1)
+PAGE_SIZE = 0x1000
+PAGE_MASK = ~(PAGE_SIZE - 1) & ((1 << 64) - 1)
+
+
+@lru_cache(maxsize=1)
+def _sys_classes() -> hook_filter.ClassTable:
+    """Which SYS operations `SharedEngine._on_ic_ivau` acts on: IC IVAU, once per page and
+    slice."""
+    return hook_filter.class_table([(sysregs.IC_IVAU, hook_filter.RegisterClass.CALL_ONCE_PER_PAGE)])
 
 
 class SharedEngine:
@@ -46,6 +60,7 @@ class SharedEngine:
         self.user_block_hook_installed = False
         self.switches = 0
         self.exception_details = vm.exception_details.bind(self.uc)
+        self.published_code = PublishedCode(vm)
         self._map(msr_classes)
 
     def _map(self, msr_classes: hook_filter.ClassTable) -> None:
@@ -53,7 +68,7 @@ class SharedEngine:
         memory = vm.memory
         uc.mem_map_ptr(memory.base, memory.size, UC_PROT_ALL, memory.host_address)
         for region in vm.mmio_bus.regions():
-            self._map_mmio(region.base, region.size, region.read, region.write)
+            self._map_mmio(region.base, region.size, region.read, region.write, device=True)
         for region in vm.gic.mmio_regions():
             self._map_mmio(region.base, region.size,
                            lambda offset, size, read=region.read: read(self.current.index, offset, size),
@@ -66,6 +81,7 @@ class SharedEngine:
         raw_hooks.add_interrupt_hook(uc, lambda uc_, intno: self.current.on_exception(uc_, intno))
         hook_filter.add_msr_hook(uc, self.gate, msr_classes,
                                  lambda uc_, reg, cp, _ud: self.current.on_msr(uc_, reg, cp))
+        hook_filter.add_sys_hook(uc, self.gate, _sys_classes(), self._on_ic_ivau)
 
     def initial_context(self, mpidr: int) -> UcContext:
         """The firmware-level CPU state of a vCPU with this MPIDR, as a context to load."""
@@ -92,6 +108,9 @@ class SharedEngine:
     def is_current(self, vcpu: UnicornVcpu) -> bool:
         return self.current is vcpu
 
+    def begin_slice(self) -> None:
+        self.gate.last_page = hook_filter.NO_PAGE
+
     # --- hooks ---------------------------------------------------------------------------
 
     def install_user_block_hook(self) -> None:
@@ -102,10 +121,27 @@ class SharedEngine:
                                    0, USER_VA_END)
         self.user_block_hook_installed = True
 
-    def _map_mmio(self, base: int, size: int, read, write) -> None:
+    def _on_ic_ivau(self, uc, _reg, cp, _user_data) -> bool:
+        # Every line of a page comes through here: the native filter passes a page on once
+        # per slice and per device access (gate.last_page), after which a device may have
+        # written it again.
+        vcpu = self.current
+        try:
+            page = cp.val & PAGE_MASK
+            if page != self.gate.last_page:
+                self.gate.last_page = page
+                self.published_code.on_ic_ivau(vcpu, page)
+        except Exception as error:      # never let an exception unwind through Unicorn
+            vcpu.fail(f"internal error in the IC IVAU hook: {error!r}")
+        return False
+
+    def _map_mmio(self, base: int, size: int, read, write, device: bool = False) -> None:
         """MMIO through raw callbacks (the binding's wrapper costs ~2 us per access; the
         console alone makes ~27k accesses per boot). Device errors are the bus region's
-        to handle; anything escaping it is an internal error that ends the VM."""
+        to handle; anything escaping it is an internal error that ends the VM. A write to a
+        device may make it write guest RAM: IC IVAU then acts on every page again."""
+        gate = self.gate
+
         def on_read(offset, width):
             try:
                 return read(offset, width)
@@ -115,6 +151,8 @@ class SharedEngine:
 
         def on_write(offset, width, value):
             try:
+                if device:
+                    gate.last_page = hook_filter.NO_PAGE
                 write(offset, width, value)
             except Exception as error:
                 self.current.fail(f"internal error in MMIO write at {base + offset:#x}: {error!r}")

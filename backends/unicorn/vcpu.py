@@ -143,10 +143,8 @@ class UnicornVcpu:
         self.update_timer()
         self._deliver_interrupt()
         uc = self.uc
-        smp = self.vm.smp
-        if smp is not None:
-            smp.before_slice(self)
         self.stopped_by_vmm = False
+        self.engine.begin_slice()
         self.stop_deadline_ns = time.monotonic_ns() + slice_ns
         if deadline_ns is not None and deadline_ns < self.stop_deadline_ns:
             self.stop_deadline_ns = deadline_ns

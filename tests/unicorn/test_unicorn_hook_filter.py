@@ -11,7 +11,7 @@ from unicorn_harness import PROBE_GSI, GuestRun
 
 from petard.backends.unicorn import hook_filter, raw_hooks
 from petard.backends.unicorn.cpu import CpRegister
-from petard.backends.unicorn.smp import _sys_classes
+from petard.backends.unicorn.engine import _sys_classes
 from petard.backends.unicorn.engine import PAGE_MASK
 from petard.backends.unicorn.vcpu import msr_classes
 from petard.core import layout

@@ -29,6 +29,7 @@ PROBE_REPORT = 0x0          # 8-byte store: append the value to ProbeDevice.repo
 # Unicorn splits an 8-byte MMIO store into two 4-byte ones (low word first).
 _PROBE_REPORT_HIGH = PROBE_REPORT + 4
 PROBE_IRQ_LEVEL = 0x8       # store 1 / 0: raise / lower the probe's interrupt line
+PROBE_DMA = 0x10            # store: run ProbeDevice.on_dma (the test's host-side writes to RAM)
 UNEXPECTED_VECTOR = 0xBAD0_0000     # reported (plus the vector offset) by unexpected exceptions
 
 
@@ -37,6 +38,7 @@ class ProbeDevice:
         self.line = line
         self.reports: list[int] = []
         self.report_times: list[float] = []
+        self.on_dma = lambda: None
         self._low_word = 0
 
     def mmio_read(self, offset: int, size: int) -> int:
@@ -55,6 +57,8 @@ class ProbeDevice:
             self._append(value << 32 | self._low_word)
         elif offset == PROBE_IRQ_LEVEL:
             self.line.set_level(bool(value))
+        elif offset == PROBE_DMA:
+            self.on_dma()
 
 
 def prelude(gic_version: int, vcpu_count: int) -> str:
@@ -62,6 +66,7 @@ def prelude(gic_version: int, vcpu_count: int) -> str:
     constants = {
         "PROBE_BASE": PROBE_BASE, "PROBE_REPORT": PROBE_REPORT,
         "PROBE_IRQ_LEVEL": PROBE_IRQ_LEVEL, "PROBE_INTID": PROBE_GSI + layout.SPI_START,
+        "PROBE_DMA": PROBE_DMA,
         "UNEXPECTED_VECTOR": UNEXPECTED_VECTOR,
         "GICD_BASE": gic.distributor_base, "GICR_BASE": gic.redistributor_base,
         "GICC_BASE": gic.cpu_interface_base,
