@@ -105,9 +105,6 @@ class SharedEngine:
         self.gate.irq_wanted = vcpu.own_irq_wanted
         self.switches += 1
 
-    def is_current(self, vcpu: UnicornVcpu) -> bool:
-        return self.current is vcpu
-
     def begin_slice(self) -> None:
         self.gate.last_page = hook_filter.NO_PAGE
 

@@ -41,7 +41,6 @@ enum register_class {
 struct hook_gate {
     volatile int64_t stop_deadline_ns;  /* CLOCK_MONOTONIC; written by other threads too */
     volatile uint32_t irq_wanted;
-    uint32_t unused;
     uint64_t last_page;
     uint64_t page_mask;
     uint64_t unmask_bit;

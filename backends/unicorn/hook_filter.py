@@ -73,7 +73,6 @@ class HookGate(ctypes.Structure):
     _fields_ = [
         ("stop_deadline_ns", ctypes.c_int64),
         ("irq_wanted", ctypes.c_uint32),
-        ("unused", ctypes.c_uint32),
         ("last_page", ctypes.c_uint64),
         ("page_mask", ctypes.c_uint64),
         ("unmask_bit", ctypes.c_uint64),
