@@ -15,9 +15,7 @@ SPI_SOURCE = r"""
 .text
 .globl _start
 _start:
-    ldr x0, =stack_top
-    mov sp, x0
-    install_vectors
+    set_up_stack
     gic_init
     gic_priority PROBE_INTID, 0xc0
     gic_enable PROBE_INTID
@@ -54,10 +52,7 @@ irq_handler:
     system_off
 
     vector_table irq=irq_handler
-.data
-.balign 16
-    .fill 512, 8, 0
-stack_top:
+    stack_area
 """
 
 
@@ -73,9 +68,7 @@ SGI_SOURCE = r"""
 .text
 .globl _start
 _start:
-    ldr x0, =stack_top
-    mov sp, x0
-    install_vectors
+    set_up_stack
     gic_init
     gic_enable 3
     msr daifclr, #2
@@ -88,10 +81,7 @@ irq_handler:
     gic_eoi x19
     system_off
     vector_table irq=irq_handler
-.data
-.balign 16
-    .fill 512, 8, 0
-stack_top:
+    stack_area
 """
 
 

@@ -107,9 +107,7 @@ DAIF_SOURCE = r"""
 .text
 .globl _start
 _start:
-    ldr x0, =stack_top
-    mov sp, x0
-    install_vectors
+    set_up_stack
     gic_init
     gic_enable PROBE_INTID
     mov x0, #0xf0
@@ -136,10 +134,7 @@ irq_handler:
     system_off
 
     vector_table irq=irq_handler
-.data
-.balign 16
-    .fill 512, 8, 0
-stack_top:
+    stack_area
 """
 
 

@@ -180,10 +180,8 @@ irq_handler:
     system_off
     vector_table irq=irq_handler
 .data
-.balign 16
 ready: .quad 0
-    .fill 512, 8, 0
-stack_top:
+    stack_area
 """
 
 
@@ -211,9 +209,7 @@ _start:                            // vCPU 0: start vCPU 1, wait until it is rea
     b 2b
 
 secondary:                         // vCPU 1: its redistributor, SGI 1 enabled, then WFI
-    ldr x0, =stack_top
-    mov sp, x0
-    install_vectors
+    set_up_stack
     ldr x24, =(GICR_BASE + GICR_STRIDE)
     str wzr, [x24, #GICR_WAKER]
     add x24, x24, #GICR_SGI_BASE
@@ -264,9 +260,7 @@ _start:                            // vCPU 0: start vCPU 1, wait until it is rea
     b 2b
 
 secondary:                         // vCPU 1: its virtual timer due in 1/20 s, then WFI
-    ldr x0, =stack_top
-    mov sp, x0
-    install_vectors
+    set_up_stack
     ldr x24, =(GICR_BASE + GICR_STRIDE)
     str wzr, [x24, #GICR_WAKER]
     add x24, x24, #GICR_SGI_BASE

@@ -26,9 +26,7 @@ TIMER_SOURCE = r"""
 .text
 .globl _start
 _start:
-    ldr x0, =stack_top
-    mov sp, x0
-    install_vectors
+    set_up_stack
     gic_init
     gic_enable INTID_VIRT_TIMER
     mrs x20, cntvct_el0
@@ -50,10 +48,7 @@ irq_handler:
     gic_eoi x19
     system_off
     vector_table irq=irq_handler
-.data
-.balign 16
-    .fill 512, 8, 0
-stack_top:
+    stack_area
 """
 
 

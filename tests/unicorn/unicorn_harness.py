@@ -137,6 +137,19 @@ unexpected_exception:
     msr vbar_el1, x0
     isb
 .endm
+// set_up_stack: SP at `stack_top` (see stack_area), vectors installed (clobbers x0)
+.macro set_up_stack
+    ldr x0, =stack_top
+    mov sp, x0
+    install_vectors
+.endm
+// stack_area: a 4 KiB stack in .data, ending at `stack_top`
+.macro stack_area
+.data
+.balign 16
+    .fill 512, 8, 0
+stack_top:
+.endm
 """
 
 
