@@ -20,7 +20,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,9 +29,9 @@ from pathlib import Path
 from petard.guest import initramfs
 from petard.guest.apt import KERNEL_METAPACKAGE, PrivateApt
 from petard.guest.debs import DebError, extract_members, extract_package
+from petard.core.host_cache import cache_dir
 from petard.guest.init_script import BUSYBOX_PATH, INIT_SCRIPT
 
-CACHE_ENV = "PETARD_CACHE"
 BUSYBOX_PACKAGE = "busybox-static"
 MANIFEST_NAME = "guest-artifacts.json"
 KERNEL_MEMBERS = ("boot/vmlinuz-*", "boot/config-*")
@@ -44,10 +43,6 @@ Progress = Callable[[str], None]
 def stderr_progress(message: str) -> None:
     print(f"petard-guest: {message}", file=sys.stderr, flush=True)
 
-
-def cache_dir() -> Path:
-    configured = os.environ.get(CACHE_ENV)
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "petard"
 
 
 @dataclass(frozen=True)
