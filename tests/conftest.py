@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+import petard.backends.unicorn  # noqa: F401  (first: picks the libunicorn any test's `import unicorn` loads)
 from petard_proc import PetardProcess
 
 

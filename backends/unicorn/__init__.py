@@ -11,10 +11,15 @@ engine all vCPUs share, switching it between them, its hooks and MMIO ranges),
 `raw_hooks` (hooks and MMIO registered with libunicorn directly), `published_code`
 (dropping stale translations of pages the VMM wrote, on IC IVAU), `vcpu` (one vCPU's
 state, hook handlers and safe stop points), `smp` (spin-wait yielding, only with several
-vCPUs), `vm` (round-robin loop, pause/resume), `backend` (the `Backend` implementation).
+vCPUs), `vm` (round-robin loop, pause/resume), `backend` (the `Backend` implementation),
+`libunicorn` (which libunicorn is loaded) and `libunicorn_build` (petard's patched build).
 """
 
-from .backend import UnicornBackend
+from . import libunicorn
+
+libunicorn.select()     # before anything imports `unicorn`
+
+from .backend import UnicornBackend  # noqa: E402
 
 BACKEND_CLASS = UnicornBackend
 
