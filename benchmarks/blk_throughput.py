@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from petard.backends.unicorn import libunicorn
 from petard.guest import TEST_POWEROFF_ARG
 from petard.guest.rootfs import build_rootfs_image, rootfs_artifacts
 from petard.guest.rootfs_scripts import RUN_HOOK
@@ -124,6 +125,12 @@ def run_qemu(guest, root: Path, data: Path) -> str:
     return result.stdout.decode(errors="replace")
 
 
+def unicorn_library() -> str:
+    if os.environ.get(libunicorn.DISABLE_VARIABLE) == "0" or libunicorn.patched_library() is None:
+        return "the unicorn wheel's libunicorn"
+    return f"petard's patched libunicorn ({libunicorn.patched_library()})"
+
+
 def fresh_drive(path: Path, mib: int) -> Path:
     """A new sparse file of `mib` MiB at `path` (replacing the last VM's)."""
     path.unlink(missing_ok=True)
@@ -136,11 +143,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--mib", type=int, default=256)
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="where the drive files go (default: the temporary directory); e.g. /dev/shm "
+                             "to leave the host's disk out of the write figures")
     args = parser.parse_args()
     if shutil.which("qemu-system-aarch64") is None:
         sys.exit("qemu-system-aarch64 is needed as the peer (Debian package qemu-system-arm)")
     guest = rootfs_artifacts()
-    with tempfile.TemporaryDirectory(prefix="petard-blk-bench-") as name:
+    print(f"petard runs on {unicorn_library()}")
+    with tempfile.TemporaryDirectory(prefix="petard-blk-bench-", dir=args.dir) as name:
         workdir = Path(name)
         root = build_rootfs_image(guest.busybox, workdir / "root.ext4", 32, {RUN_HOOK: HOOK.format(mib=args.mib)})
         data = workdir / "data.img"
