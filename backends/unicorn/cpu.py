@@ -52,6 +52,7 @@ _uc_reg_read = _binding.uclib.uc_reg_read
 _uc_reg_write = _binding.uclib.uc_reg_write
 _uc_reg_read_batch = _binding.uclib.uc_reg_read_batch
 _uc_reg_write_batch = _binding.uclib.uc_reg_write_batch
+_PC_ONLY = (ctypes.c_int * 1)(PC)
 
 
 def read_reg(uc: Uc, reg: int) -> int:
@@ -64,9 +65,23 @@ def read_reg(uc: Uc, reg: int) -> int:
 
 
 def write_reg(uc: Uc, reg: int, value: int) -> None:
+    if reg == PC:
+        _write_pc(uc, value)
+        return
     status = _uc_reg_write(uc._uch, reg, ctypes.byref(ctypes.c_uint64(value)))
     if status:
         raise UcError(status, reg)
+
+
+def _write_pc(uc: Uc, value: int) -> None:
+    """PC goes through the batch call: the single-register call also marks the next stop
+    "keep PC as written", which the wheel's libunicorn never clears once emulation has
+    resumed from that PC, so a stop much later resumes at a stale PC (libunicorn_build.py).
+    The batch call leaves no such mark."""
+    written = ctypes.c_uint64(value)
+    status = _uc_reg_write_batch(uc._uch, _PC_ONLY, (ctypes.c_void_p * 1)(ctypes.addressof(written)), 1)
+    if status:
+        raise UcError(status, PC)
 
 
 def read_sysreg(uc: Uc, reg: SysReg) -> int:
