@@ -7,6 +7,7 @@ import threading
 
 from petard.core.backend import Backend, MachineDescription
 
+from . import libunicorn
 from .syndrome import ExceptionDetailsReader, probe_exception_details_reader
 from .vm import UnicornVm
 
@@ -27,6 +28,7 @@ class UnicornBackend(Backend):
     name = "unicorn"
 
     def __init__(self):
+        libunicorn.warn_unless_patched()
         self.exception_details = exception_details_reader()
 
     def create_vm(self, machine: MachineDescription) -> UnicornVm:

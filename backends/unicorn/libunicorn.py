@@ -11,10 +11,14 @@ left alone.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+from functools import lru_cache
 from pathlib import Path
 
 from petard.core.host_cache import cache_dir
+
+log = logging.getLogger(__name__)
 
 DISABLE_VARIABLE = "PETARD_UNICORN_PATCHED"
 BINDING_VARIABLE = "LIBUNICORN_PATH"
@@ -53,3 +57,11 @@ def loaded_library() -> Path:
 def running_patched() -> bool:
     path = patched_library()
     return path is not None and loaded_library() == path.resolve()
+
+
+@lru_cache(maxsize=1)
+def warn_unless_patched() -> None:
+    """Once per process: say so when guests run on the wheel's (slower) library."""
+    if not running_patched() and os.environ.get(DISABLE_VARIABLE) != "0":
+        log.warning("Unicorn runs on %s, not on petard's build (slower guests); build it with: "
+                    "python -m petard.backends.unicorn.libunicorn_build", loaded_library())

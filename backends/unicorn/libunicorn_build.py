@@ -1,4 +1,4 @@
-"""Building petard's libunicorn: Unicorn's own PyPI source, three small edits, aarch64 only.
+"""Building petard's libunicorn: Unicorn's own PyPI source, four small edits, aarch64 only.
 
 Why: Unicorn 2.1.4 calls an out-of-line helper (`helper_check_exit_request`) after every
 guest load and store and at the entry of every translation block, so that a memory hook
@@ -11,7 +11,9 @@ on (see `EDITS`) and drop the rest:
     and calls the helper only when an exit was requested;
   * loads and stores check only while a memory hook that can ask for a stop is installed;
   * a store to unmapped or read-only memory leaves at once, as a load already does, instead
-    of relying on the check after it.
+    of relying on the check after it;
+  * a Unicorn bug those checks used to hide is fixed: a stale "keep the PC as written" mark
+    that made a later stop resume at an old PC.
 
 The library is built once per host into the cache (`libunicorn.library_dir`), from the sdist
 of the exact version the `unicorn` wheel pins, checked against its SHA-256. Only the aarch64
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
 import os
 import re
 import shutil
@@ -143,6 +146,9 @@ def _extract_sources(sdist: Path, into: Path) -> Path:
 
 def build(destination: Path, progress=print) -> Path:
     """Download, patch and compile; install the library as `destination`/LIBRARY_NAME."""
+    binding = importlib.metadata.version("unicorn")
+    if binding != UNICORN_VERSION:
+        raise BuildError(f"the installed unicorn binding is {binding}; this recipe builds {UNICORN_VERSION}")
     for tool in ("cmake", "cc"):
         if shutil.which(tool) is None:
             raise BuildError(f"building libunicorn needs {tool} (Debian: cmake, gcc)")

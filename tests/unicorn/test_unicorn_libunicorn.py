@@ -26,6 +26,7 @@ DATA_BASE = 0x4_0000
 UNMAPPED = 0x9_0000
 FP_ENABLED_AT_EL0_AND_EL1 = 3 << 20
 
+
 def test_the_suite_runs_on_petards_patched_libunicorn():
     assert libunicorn.patched_library() is not None, (
         "petard's libunicorn is not built (scripts/setup builds it: "
@@ -41,6 +42,15 @@ def test_petard_unicorn_patched_0_keeps_the_wheels_library():
                                "from petard.backends.unicorn import libunicorn; print(libunicorn.loaded_library())"],
         env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert Path(loaded).parent.name == "lib" and Path(loaded).parent.parent.name == "unicorn"
+
+
+def test_a_backend_on_a_host_without_the_build_says_so(tmp_path):
+    env = {**os.environ, "PETARD_CACHE": str(tmp_path)}      # an empty cache: no build here
+    env.pop(libunicorn.BINDING_VARIABLE, None)
+    result = subprocess.run([sys.executable, "-c", "from petard.backends.unicorn import UnicornBackend; UnicornBackend()"],
+                            env=env, capture_output=True, text=True, check=True)
+    assert "not on petard's build" in result.stderr
+    assert "python -m petard.backends.unicorn.libunicorn_build" in result.stderr
 
 
 def engine(source: str) -> tuple[Uc, dict[str, int]]:
