@@ -125,12 +125,6 @@ def run_qemu(guest, root: Path, data: Path) -> str:
     return result.stdout.decode(errors="replace")
 
 
-def unicorn_library() -> str:
-    if os.environ.get(libunicorn.DISABLE_VARIABLE) == "0" or libunicorn.patched_library() is None:
-        return "the unicorn wheel's libunicorn"
-    return f"petard's patched libunicorn ({libunicorn.patched_library()})"
-
-
 def fresh_drive(path: Path, mib: int) -> Path:
     """A new sparse file of `mib` MiB at `path` (replacing the last VM's)."""
     path.unlink(missing_ok=True)
@@ -150,7 +144,8 @@ def main() -> None:
     if shutil.which("qemu-system-aarch64") is None:
         sys.exit("qemu-system-aarch64 is needed as the peer (Debian package qemu-system-arm)")
     guest = rootfs_artifacts()
-    print(f"petard runs on {unicorn_library()}")
+    # petard (a child process) picks its libunicorn the same way this process just did.
+    print(f"petard runs on {libunicorn.loaded_library()}")
     with tempfile.TemporaryDirectory(prefix="petard-blk-bench-", dir=args.dir) as name:
         workdir = Path(name)
         root = build_rootfs_image(guest.busybox, workdir / "root.ext4", 32, {RUN_HOOK: HOOK.format(mib=args.mib)})
