@@ -9,6 +9,8 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from petard.core.archive import extract_member
+
 
 class DebError(RuntimeError):
     """dpkg-deb failed or the package lacks an expected file."""
@@ -46,7 +48,10 @@ def extract_members(
             for member in archive:
                 name = member.name.removeprefix("./")
                 if member.isfile() and any(fnmatch.fnmatchcase(name, p) for p in patterns):
-                    archive.extract(member, destination, filter="data")
+                    try:
+                        extract_member(archive, member, destination)
+                    except tarfile.TarError as error:
+                        raise DebError(f"{deb}: {error}") from None
                     extracted.append(destination / name)
                     if max_members is not None and len(extracted) >= max_members:
                         break

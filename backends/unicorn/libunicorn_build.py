@@ -38,6 +38,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from petard.core.archive import extract_all
+
 from .libunicorn import LIBRARY_NAME, library_dir
 
 UNICORN_VERSION = "2.1.4"
@@ -139,8 +141,11 @@ def _download_sdist(into: Path) -> Path:
 
 
 def _extract_sources(sdist: Path, into: Path) -> Path:
-    with tarfile.open(sdist) as archive:
-        archive.extractall(into, filter="data")
+    try:
+        with tarfile.open(sdist) as archive:
+            extract_all(archive, into)
+    except tarfile.TarError as error:
+        raise BuildError(f"{sdist.name}: {error}") from None
     return into / f"unicorn-{UNICORN_VERSION}" / "src"
 
 
