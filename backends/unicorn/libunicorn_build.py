@@ -45,6 +45,9 @@ from .libunicorn import LIBRARY_NAME, library_dir
 UNICORN_VERSION = "2.1.4"
 SDIST_NAME = f"unicorn-{UNICORN_VERSION}.tar.gz"
 SDIST_SHA256 = "00567a70e323f749b419cd86bee4f9115beab7ebba32194581c090cbb7c59cff"
+# What the build runs, by the Debian package that has it (QEMU's configure, run by Unicorn's
+# CMake, needs pkg-config: without it config-host.h is never written).
+BUILD_TOOLS = {"cmake": "cmake", "make": "make", "cc": "gcc", "pkg-config": "pkg-config"}
 CMAKE_OPTIONS = ("-DCMAKE_BUILD_TYPE=Release", "-DUNICORN_BUILD_TESTS=off", "-DUNICORN_ARCH=aarch64")
 
 
@@ -154,9 +157,10 @@ def build(destination: Path, progress=print) -> Path:
     binding = importlib.metadata.version("unicorn")
     if binding != UNICORN_VERSION:
         raise BuildError(f"the installed unicorn binding is {binding}; this recipe builds {UNICORN_VERSION}")
-    for tool in ("cmake", "cc"):
-        if shutil.which(tool) is None:
-            raise BuildError(f"building libunicorn needs {tool} (Debian: cmake, gcc)")
+    missing = [f"{tool} (Debian package {package})"
+               for tool, package in BUILD_TOOLS.items() if shutil.which(tool) is None]
+    if missing:
+        raise BuildError(f"building libunicorn needs {', '.join(missing)}: scripts/setup installs them")
     with tempfile.TemporaryDirectory(prefix="petard-libunicorn-") as scratch:
         scratch = Path(scratch)
         progress(f"downloading {SDIST_NAME}")

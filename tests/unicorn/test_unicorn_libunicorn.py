@@ -14,6 +14,7 @@ import pytest
 from guestasm import assemble
 
 from petard.backends.unicorn import cpu, libunicorn  # first: selects the library `unicorn` loads
+from petard.backends.unicorn import libunicorn_build
 from petard.backends.unicorn.libunicorn_build import BuildError, Edit
 
 from unicorn import (UC_ARCH_ARM64, UC_ERR_WRITE_UNMAPPED, UC_HOOK_INSN, UC_HOOK_INTR,  # isort: skip
@@ -198,3 +199,13 @@ def test_an_edit_that_no_longer_matches_the_sources_stops_the_build(tmp_path):
         Edit("file.c", "int a;", "int c;").apply(tmp_path)
     Edit("file.c", "int a;", "long a;", count=2).apply(tmp_path)
     assert (tmp_path / "file.c").read_text() == "long a;\nlong a;\n"
+
+
+def test_a_missing_build_tool_is_named_with_its_debian_package(tmp_path, monkeypatch):
+    """A host without pkg-config (QEMU's configure needs it) hears so before any download."""
+    host_which = libunicorn_build.shutil.which
+    monkeypatch.setattr(libunicorn_build.shutil, "which",
+                        lambda tool: None if tool == "pkg-config" else host_which(tool))
+    with pytest.raises(BuildError, match=r"needs pkg-config \(Debian package pkg-config\)"):
+        libunicorn_build.build(tmp_path / "lib")
+    assert not (tmp_path / "lib").exists()
