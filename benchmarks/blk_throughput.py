@@ -117,7 +117,8 @@ def run_petard(guest, root: Path, data: Path, workdir: Path) -> str:
 
 def run_qemu(guest, root: Path, data: Path) -> str:
     command = ["qemu-system-aarch64", "-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-m", "256",
-               "-nographic", "-no-reboot", "-kernel", str(guest.kernel), "-initrd", str(guest.initrd),
+               "-nographic", "-no-reboot", "-nic", "none",
+               "-kernel", str(guest.kernel), "-initrd", str(guest.initrd),
                "-append", f"console=ttyAMA0 reboot=k panic=1 {TEST_POWEROFF_ARG} root=/dev/vda rw",
                "-drive", f"if=none,id=data,format=raw,file={data}", "-device", "virtio-blk-device,drive=data",
                "-drive", f"if=none,id=root,format=raw,file={root}", "-device", "virtio-blk-device,drive=root"]

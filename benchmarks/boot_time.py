@@ -77,8 +77,9 @@ def petard_command(workdir: str, guest, args, vcpus: int, api_socket: str | None
 
 def qemu_command(guest, args, vcpus: int) -> list[str]:
     return ["qemu-system-aarch64", "-M", f"virt,gic-version={args.gic_version}", "-cpu", "cortex-a57",
-            "-smp", str(vcpus), "-m", "256", "-nographic", "-no-reboot", "-kernel", str(guest.kernel),
-            "-initrd", str(guest.initrd), "-append", "console=ttyAMA0 reboot=k panic=1 petard.test=poweroff"]
+            "-smp", str(vcpus), "-m", "256", "-nographic", "-no-reboot", "-nic", "none",
+            "-kernel", str(guest.kernel), "-initrd", str(guest.initrd),
+            "-append", "console=ttyAMA0 reboot=k panic=1 petard.test=poweroff"]
 
 
 def hammer(socket_path: str, stop: threading.Event, counter: list[int]) -> None:

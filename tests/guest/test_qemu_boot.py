@@ -21,6 +21,7 @@ def qemu_command(artifacts, append: str) -> list[str]:
     return [
         "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57", "-m", "256",
         "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+        "-nic", "none",   # the default NIC needs an option ROM that Debian ships only as a recommendation
         "-kernel", str(artifacts.kernel), "-initrd", str(artifacts.initrd), "-append", append,
     ]  # fmt: skip
 
