@@ -215,7 +215,8 @@ class Vmm:
             from petard.api.http import create_app, serve
 
             app = create_app(dispatcher, args.http_api_max_payload_size)
-            threading.Thread(target=serve, args=(sock, app), name="fc_api_server", daemon=True).start()
+            threading.Thread(target=serve, args=(sock, args.api_sock, app), name="fc_api_server",
+                             daemon=True).start()
             self._record_startup_time()
             log.info(wire.API_SERVER_STARTED)
 

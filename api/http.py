@@ -65,14 +65,15 @@ def create_app(dispatcher: Dispatcher, max_payload: int):
     return app
 
 
-def serve(sock: socket.socket, app, threads: int = 4) -> None:
-    """Serve on the pre-bound socket until the process exits (blocks this thread)."""
+def serve(sock: socket.socket, path: str, app, threads: int = 4) -> None:
+    """Serve on the pre-bound socket (listening at ``path``) until the process exits
+    (blocks this thread)."""
     from cheroot import wsgi
 
     class _PreboundServer(wsgi.Server):
         def bind_unix_socket(self, bind_addr):  # adopt our socket instead of binding again
             self.socket = sock
 
-    server = _PreboundServer(sock.getsockname(), app, numthreads=threads, server_name=wire.SERVER_HEADER)
+    server = _PreboundServer(path, app, numthreads=threads, server_name=wire.SERVER_HEADER)
     server.version = wire.SERVER_HEADER
     server.safe_start()
