@@ -15,14 +15,13 @@ import json
 import sys
 from dataclasses import asdict
 
+from petard.api.plugin_flags import add_plugin_flags, plugin_settings
 from petard.core.exit_codes import ExitCode
 
 COLUMNS = ("name", "version", "source", "hooks", "device types")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from petard.api.cli import add_plugin_flags
-
     parser = argparse.ArgumentParser(prog="petard plugins",
                                      description="List the device plugins petard loads, with versions and hooks.")
     parser.add_argument("--json", action="store_true", help="Print a JSON list instead of a table.")
@@ -42,7 +41,6 @@ def format_table(infos) -> str:
 
 
 def run_plugins_command(argv: list[str]) -> int:
-    from petard.api.cli import plugin_settings
     from petard.core.plugins import PluginError, create_from_settings
 
     args = build_parser().parse_args(argv)
