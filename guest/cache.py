@@ -35,7 +35,7 @@ from petard.guest.init_script import BUSYBOX_PATH, INIT_SCRIPT
 BUSYBOX_PACKAGE = "busybox-static"
 MANIFEST_NAME = "guest-artifacts.json"
 KERNEL_MEMBERS = ("boot/vmlinuz-*", "boot/config-*")
-INITRAMFS_FORMAT = 1  # bump when the image layout changes in a way the recipe hash cannot see
+INITRAMFS_FORMAT = 2  # bump when the image layout changes in a way the recipe hash cannot see
 
 Progress = Callable[[str], None]
 

@@ -20,6 +20,8 @@ from petard.guest.init_script import BUSYBOX_PATH, INIT_SCRIPT
 BASE_DIRECTORIES = ("bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "root", "etc", "mnt")
 CONSOLE_MAJOR, CONSOLE_MINOR = 5, 1  # /dev/console: the kernel opens it for init's stdio
 GZIP_LEVEL = 9
+GZIP_OS_OFFSET = 9          # RFC 1952: ID1 ID2 CM FLG MTIME(4) XFL OS
+GZIP_OS_UNKNOWN = 0xFF
 
 
 class Initramfs:
@@ -60,7 +62,11 @@ class Initramfs:
     def build(self) -> bytes:
         """The gzip-compressed archive (mtime 0 everywhere: same inputs, same bytes)."""
         archive = cpio.write_newc(list(self._entries.values()))
-        return gzip.compress(archive, compresslevel=GZIP_LEVEL, mtime=0)
+        compressed = bytearray(gzip.compress(archive, compresslevel=GZIP_LEVEL, mtime=0))
+        # The header's OS byte is 3 (Unix) up to Python 3.12 and 255 (unknown) from 3.13:
+        # one value for every Python, so the same inputs give the same bytes everywhere.
+        compressed[GZIP_OS_OFFSET] = GZIP_OS_UNKNOWN
+        return bytes(compressed)
 
 
 def busybox_initramfs(
