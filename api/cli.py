@@ -20,12 +20,11 @@ from petard import __version__ as PETARD_VERSION
 from petard.api import wire
 from petard.api.plugin_flags import add_plugin_flags, plugin_settings
 from petard.core import logger as vmm_logging
+from petard.core.backend import BACKEND_NAMES, DEFAULT_BACKEND
 from petard.core.exit_codes import ExitCode
 
 log = vmm_logging.get("main")
 
-BACKENDS = ("kvm", "unicorn")
-DEFAULT_BACKEND = "kvm"
 _IGNORED_FLAGS = ("seccomp_filter", "no_seccomp", "enable_pci")
 
 
@@ -67,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--no-seccomp", action="store_true", help="Accepted for compatibility; petard installs no seccomp filter.")
     add("--enable-pci", action="store_true", help="Accepted for compatibility; petard has no PCI transport.")
     add("--version", action="store_true", help="Print the binary version number.")
-    add("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+    add("--backend", choices=BACKEND_NAMES, default=DEFAULT_BACKEND,
         help="vCPU backend: kvm (aarch64 host with /dev/kvm) or unicorn (CPU emulation, any host).")
     add("--gic-version", type=int, choices=(2, 3),
         help="Interrupt controller for the guest: 3 or 2. Default: the backend chooses "

@@ -95,7 +95,7 @@ class StopwatchPlugin:
 def run_once(image: Path, count: int, gic_version: int) -> tuple[float, float, float]:
     manager = PetardPluginManager()
     manager.register_plugin(StopwatchPlugin(), "bench-stopwatch")
-    spec = MachineSpec(kernel_path=image, cmdline="", mem_size_mib=64, gic_version=gic_version,
+    spec = MachineSpec(kernel_path=image, cmdline="", mem_size_mib=64, gic_version=gic_version, backend="unicorn",
                        devices=[DevicePlacement("stopwatch", "stopwatch", DEVICE_BASE)])
     machine = Machine.build(spec, manager)
     try:

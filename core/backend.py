@@ -4,6 +4,9 @@ A backend (Unicorn emulation, KVM) turns a `MachineDescription` (guest memory, t
 vCPU count, interrupt-controller kind and addresses, boot registers) into a `Vm`. `Vm.run()`
 blocks the calling thread until the guest powers off, resets, fails or `stop()` is called,
 and returns a `VmExit`. `pause()`/`resume()`/`stop()` may be called from any other thread.
+While paused, `save_state()` gives the vCPUs' and the interrupt controller's state in
+backend-neutral terms (`core/vcpu_state.py`, `core/gic_state.py`); `restore_state()` loads
+such a state into a new `Vm` before it runs, whichever backend took it.
 
 The backend calls *into* core: guest MMIO goes to `MmioBus`, devices raise interrupts through
 their `IrqLine`s, which the machine builder connects to `Vm.interrupt_sink`. Core never
@@ -19,9 +22,33 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # only for type names; core.memory/mmio/irq belong to the devices layer
+    from .gic_state import GicState
     from .irq import InterruptSink
     from .memory import GuestMemory
     from .mmio import MmioBus
+    from .vcpu_state import VcpuState
+
+
+# --- errors: one hierarchy for every backend ---------------------------------------------
+
+
+class BackendError(RuntimeError):
+    """A backend could not do what was asked; the message says why, in words a user can act on."""
+
+
+class BackendUnavailableError(BackendError):
+    """This host cannot run the backend at all (no usable /dev/kvm, a failed self-test)."""
+
+
+class BackendSetupError(BackendError):
+    """Creating a VM failed at a named step (the message says which one and why)."""
+
+
+class PauseTimeoutError(BackendError, TimeoutError):
+    """The guest reached no point where it could be paused in time; it runs on unchanged."""
+
+
+PAUSE_TIMEOUT_S = 10.0
 
 
 class ExitReason(enum.Enum):
@@ -102,13 +129,42 @@ class MachineDescription:
     gic: GicDescription
     boot: BootRegisters
     device_events: DeviceEventSource | None = None
-    # Where the kernel image was loaded (base, size): lets an emulating backend find spin-wait
-    # instructions in it (see backends/unicorn/smp.py). None when not known.
+    # Where the kernel image was loaded (base, size), for a backend that looks into the
+    # kernel's code (an emulator patching its spin-wait hints). None when not known.
     kernel_region: tuple[int, int] | None = None
+
+
+@dataclass
+class MachineState:
+    """What a backend saves of a paused machine, in backend-neutral terms: every vCPU and the
+    interrupt controller (guest memory and the devices are saved apart from it)."""
+
+    vcpus: list[VcpuState]
+    gic: GicState
+
+
+def state_mismatch(state: MachineState, machine: MachineDescription) -> str | None:
+    """Why `state` cannot be loaded into a VM of `machine`, or None if it fits."""
+    if len(state.vcpus) != machine.vcpu_count:
+        return f"{len(state.vcpus)} vCPUs were saved, the machine has {machine.vcpu_count}"
+    for index, (vcpu, mpidr) in enumerate(zip(state.vcpus, machine.vcpu_mpidrs)):
+        if vcpu.mpidr != mpidr:
+            return f"vCPU {index} was saved with MPIDR {vcpu.mpidr:#x}, the machine gives it {mpidr:#x}"
+    gic, wanted = state.gic, machine.gic
+    if (gic.version, gic.irq_count, len(gic.cpus)) != (int(wanted.version), wanted.irq_count, machine.vcpu_count):
+        return (f"a GICv{gic.version} with {gic.irq_count} interrupts and {len(gic.cpus)} CPU interfaces "
+                f"was saved, the machine has a GICv{int(wanted.version)} with {wanted.irq_count} and "
+                f"{machine.vcpu_count}")
+    return None
 
 
 class Vm(abc.ABC):
     """A created virtual machine. `run()` blocks; the other methods are thread-safe."""
+
+    # The name of the thread that calls `run()` (log lines show it): upstream names a vCPU's
+    # thread "fc_vcpu N". An emulating backend runs every vCPU on that one thread; a backend
+    # that gives each vCPU a thread of its own names the waiting one otherwise.
+    run_thread_name = "fc_vcpu 0"
 
     @property
     @abc.abstractmethod
@@ -137,8 +193,24 @@ class Vm(abc.ABC):
         ...
 
     @abc.abstractmethod
+    def vcpu_state(self, index: int) -> VcpuState:
+        """A vCPU's whole state (only while paused, before the first run, or after the exit)."""
+
     def vcpu_registers(self, index: int) -> dict[str, int]:
-        """General-purpose registers, SP, PC and PSTATE of a vCPU (only while paused or exited)."""
+        """x0..x30, sp_el0, sp_el1, pc and pstate of a vCPU, by name (as `vcpu_state`)."""
+        return self.vcpu_state(index).general_registers()
+
+    @abc.abstractmethod
+    def save_state(self) -> MachineState:
+        """Every vCPU's and the interrupt controller's state (while paused, or before the
+        first run)."""
+
+    @abc.abstractmethod
+    def restore_state(self, state: MachineState) -> None:
+        """Load a saved state into this VM before its first run (instead of the boot
+        registers): `run()` then continues the guest where the state was taken. The machine
+        must match (vCPU count and MPIDRs, GIC version and size); a mismatch raises
+        BackendError and changes nothing."""
 
     def close(self) -> None:
         """Release backend resources (engines, file descriptors)."""
@@ -159,12 +231,17 @@ class Backend(abc.ABC):
 
 # Backend name -> module that defines `BACKEND_CLASS`.
 BACKEND_MODULES = {
-    "unicorn": "petard.backends.unicorn",
     "kvm": "petard.backends.kvm",
+    "unicorn": "petard.backends.unicorn",
 }
+BACKEND_NAMES = tuple(BACKEND_MODULES)
+# KVM is the production path, and what a Firecracker user gets when naming no backend.
+DEFAULT_BACKEND = "kvm"
+# The backend that runs on any host: what tests and tools that must work everywhere pick.
+EMULATION_BACKEND = "unicorn"
 
 
-class UnknownBackendError(ValueError):
+class UnknownBackendError(BackendError, ValueError):
     pass
 
 

@@ -34,6 +34,7 @@ MiB = 1024 * KiB
 GiB = 1024 * MiB
 
 PAGE_SIZE = 4 * KiB
+PAGE_SHIFT = PAGE_SIZE.bit_length() - 1
 
 
 class LayoutError(ValueError):
@@ -189,6 +190,9 @@ TIMER_SECURE_PHYS_PPI = 13  # INTID 29
 TIMER_NONSECURE_PHYS_PPI = 14  # INTID 30
 TIMER_VIRT_PPI = 11  # INTID 27
 TIMER_HYP_PPI = 10  # INTID 26
+# The INTIDs the emulated timer raises for the two channels a guest at EL1 uses.
+TIMER_VIRT_INTID = ppi_to_intid(TIMER_VIRT_PPI)
+TIMER_NONSECURE_PHYS_INTID = ppi_to_intid(TIMER_NONSECURE_PHYS_PPI)
 GICV3_MAINTENANCE_PPI = 9  # INTID 25
 GICV2_MAINTENANCE_PPI = 8  # INTID 24
 

@@ -22,7 +22,8 @@ from typing import Sequence
 from petard.core import layout
 from petard.core.arch.pstate import BOOT_PSTATE
 from petard.core.backend import (
-    BootRegisters, GicDescription, GicVersion, MachineDescription, Vm, VmExit, get_backend)
+    DEFAULT_BACKEND, BootRegisters, ExitReason, GicDescription, GicVersion, MachineDescription, MachineState, Vm,
+    VmExit, get_backend)
 from petard.core.boot.fdt import FdtNode
 from petard.core.boot.loader import BootPayload, load_boot_payload
 from petard.core.boot.machine_fdt import machine_fdt
@@ -49,7 +50,7 @@ class MachineSpec:
     gic_version: int | None = None      # None: the backend chooses (KVM: what the host has)
     devices: list[DevicePlacement] = field(default_factory=list)
     boot_timer: bool = False
-    backend: str = "unicorn"
+    backend: str = DEFAULT_BACKEND
 
 
 @dataclass
@@ -116,7 +117,8 @@ class Machine:
     """A built machine: memory, bus, devices, loaded payload, and the backend's Vm."""
 
     def __init__(self, spec: MachineSpec, memory: GuestMemory, bus: MmioBus,
-                 clock: VirtualClock, devices: list[PlacedDevice], payload: BootPayload, vm: Vm):
+                 clock: VirtualClock, devices: list[PlacedDevice], payload: BootPayload, vm: Vm,
+                 description: MachineDescription):
         self.spec = spec
         self.memory = memory
         self.bus = bus
@@ -124,7 +126,9 @@ class Machine:
         self.devices = devices
         self.payload = payload
         self.vm = vm
+        self.description = description
         self.exit: VmExit | None = None
+        self._next_vm: Vm | None = None
 
     @classmethod
     def build(cls, spec: MachineSpec, plugin_manager=None) -> Machine:
@@ -161,10 +165,14 @@ class Machine:
             kernel_region=(payload.kernel.load_address,
                            payload.kernel.end - payload.kernel.load_address))
         vm = backend.create_vm(description)
-        for placed in devices:
+        machine = cls(spec, memory, bus, clock, devices, payload, vm, description)
+        machine._connect_lines()
+        return machine
+
+    def _connect_lines(self) -> None:
+        for placed in self.devices:
             for line in placed.irqs:
-                line.connect(vm.interrupt_sink)
-        return cls(spec, memory, bus, clock, devices, payload, vm)
+                line.connect(self.vm.interrupt_sink)
 
     @staticmethod
     def _place_devices(placements, plugin_manager, memory, bus, clock):
@@ -206,10 +214,43 @@ class Machine:
             placed.device.start()
         try:
             self.exit = self.vm.run()
+            while self._next_vm is not None and self.exit.reason is ExitReason.STOPPED:
+                previous, self.vm, self._next_vm = self.vm, self._next_vm, None
+                previous.close()
+                self._connect_lines()       # the devices' lines drive the new controller
+                self.exit = self.vm.run()
         finally:
             for placed in self.devices:
                 placed.device.stop()
         return self.exit
+
+    def move_to_new_vm(self, backend: str | None = None) -> MachineState:
+        """Pause the guest, save its vCPUs' and interrupt controller's state, and go on with
+        it on a new VM (see `continue_on_new_vm`); returns the state that moved."""
+        vm = self.vm
+        vm.pause()
+        try:
+            state = vm.save_state()
+        except BaseException:
+            vm.resume()
+            raise
+        self.continue_on_new_vm(state, backend)
+        return state
+
+    def continue_on_new_vm(self, state: MachineState, backend: str | None = None) -> None:
+        """Go on with the paused guest from `state` on a VM created afresh from the same
+        description (the same memory, bus and devices; on the backend named, by default the
+        machine's own). Only what the neutral state holds carries over, so a guest that goes
+        on unharmed shows it is the whole machine. Call from another thread while `run()`
+        runs; on an error the old VM stays, paused."""
+        successor = get_backend(backend or self.spec.backend).create_vm(self.description)
+        try:
+            successor.restore_state(state)
+        except BaseException:
+            successor.close()
+            raise
+        self._next_vm = successor
+        self.vm.stop()
 
     def close(self) -> None:
         self.vm.close()

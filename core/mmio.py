@@ -8,9 +8,10 @@ keep running.
 
 Backends use the bus in one of two ways, both of which go through a region's `read`/`write`:
 
-* KVM: on an MMIO exit call `bus.read(addr, size)` / `bus.write(addr, size, value)`; the bus
-  finds the region with one dict lookup by 4 KiB page (pages a region covers entirely), or
-  else a bisect over region bases.
+* KVM: on an MMIO exit look the region up in `bus.page_table()` (one dict lookup by 4 KiB
+  page, for pages a region covers entirely) and call it, or else call
+  `bus.read(addr, size)` / `bus.write(addr, size, value)`, which also bisects over region
+  bases and logs unmapped accesses.
 * Unicorn: map each of `bus.regions()` with `mmio_map` and call `region.read(offset, size)` /
   `region.write(offset, size, value)` from the callbacks (the offset is region-relative).
 
@@ -22,9 +23,11 @@ from __future__ import annotations
 
 import bisect
 import logging
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Protocol
 
-from petard.core.layout import PAGE_SIZE
+from petard.core.layout import PAGE_SHIFT
 
 __all__ = ["MmioBus", "MmioDevice", "MmioOverlapError", "MmioRegion"]
 
@@ -33,8 +36,7 @@ log = logging.getLogger(__name__)
 # How many distinct unmapped addresses get a log line; later ones are only counted.
 _MAX_LOGGED_UNMAPPED = 64
 
-# Granule of the lookup cache; regions larger than _MAX_CACHED_PAGES pages use the bisect.
-_PAGE_SHIFT = PAGE_SIZE.bit_length() - 1
+# Regions larger than _MAX_CACHED_PAGES pages are found with the bisect, not the page table.
 _MAX_CACHED_PAGES = 1024
 
 
@@ -152,8 +154,8 @@ class MmioBus:
                 )
         self._regions.insert(index, region)
         self._bases.insert(index, base)
-        first_whole_page = -(-base >> _PAGE_SHIFT)
-        end_page = region.end >> _PAGE_SHIFT
+        first_whole_page = -(-base >> PAGE_SHIFT)
+        end_page = region.end >> PAGE_SHIFT
         if end_page - first_whole_page <= _MAX_CACHED_PAGES:
             for page in range(first_whole_page, end_page):
                 self._by_page[page] = region
@@ -162,6 +164,12 @@ class MmioBus:
     def regions(self) -> list[MmioRegion]:
         """All regions, sorted by base address."""
         return list(self._regions)
+
+    def page_table(self) -> Mapping[int, MmioRegion]:
+        """Page number (address >> PAGE_SHIFT) -> region, for every page a region covers
+        entirely (every device window is such a page), read-only: a backend's hot path may
+        look a region up itself and call it directly, and fall back to `read`/`write`."""
+        return MappingProxyType(self._by_page)
 
     def find(self, addr: int) -> MmioRegion | None:
         """The region containing `addr`, if any."""
@@ -174,7 +182,7 @@ class MmioBus:
 
     def read(self, addr: int, size: int) -> int:
         """A guest read of `size` bytes at guest-physical `addr`."""
-        region = self._by_page.get(addr >> _PAGE_SHIFT)
+        region = self._by_page.get(addr >> PAGE_SHIFT)
         if region is not None:
             return region.read(addr - region.base, size)
         index = bisect.bisect_right(self._bases, addr) - 1
@@ -187,7 +195,7 @@ class MmioBus:
 
     def write(self, addr: int, size: int, value: int) -> None:
         """A guest write of `size` bytes at guest-physical `addr`."""
-        region = self._by_page.get(addr >> _PAGE_SHIFT)
+        region = self._by_page.get(addr >> PAGE_SHIFT)
         if region is not None:
             region.write(addr - region.base, size, value)
             return

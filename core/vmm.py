@@ -15,7 +15,7 @@ from typing import Callable
 
 from petard.core import faults, layout
 from petard.core import logger as vmm_logging
-from petard.core.backend import ExitReason, VmExit
+from petard.core.backend import ExitReason, PauseTimeoutError, VmExit
 from petard.core.boot.cmdline import KernelCmdlineError, RootDevice, guest_cmdline
 from petard.core.console import HostConsole
 from petard.core.device import DevicePlacement
@@ -23,8 +23,6 @@ from petard.core.exit_codes import ExitCode
 from petard.core.resources import VmResources
 
 log = vmm_logging.get("vmm")
-
-VCPU_THREAD_NAME = "fc_vcpu 0"
 
 _EXIT_LINES = {
     ExitReason.POWER_OFF: "Guest powered off (PSCI SYSTEM_OFF).",
@@ -45,7 +43,7 @@ class RunningMachine:
         self.machine = machine
         self._on_exit = on_exit
         self._console = console
-        self._thread = threading.Thread(target=self._run, name=VCPU_THREAD_NAME, daemon=True)
+        self._thread = threading.Thread(target=self._run, name=machine.vm.run_thread_name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -53,7 +51,7 @@ class RunningMachine:
     def pause(self) -> None:
         try:
             self.machine.vm.pause()
-        except TimeoutError as error:  # the guest ran on without reaching a safe stop point
+        except PauseTimeoutError as error:  # the guest ran on without reaching a safe stop point
             raise faults.VmmActionError(f"Internal VMM error: the microVM could not be paused: {error}") from None
 
     def resume(self) -> None:

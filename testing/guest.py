@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from petard.core import layout
+from petard.core.backend import EMULATION_BACKEND
 from petard.core.device import Device, DevicePlacement
 from petard.core.hookspecs import hookimpl
 
 __all__ = ["BACKEND_ENV", "CommandResult", "GuestDevice", "GuestVm"]
 
 BACKEND_ENV = "PETARD_TEST_BACKEND"
-DEFAULT_BACKEND = "unicorn"
 READY_MARKER = "PETARD-GUEST-READY"
 BOOT_ARGS = "console=ttyS0 reboot=k panic=1"
 CONSOLE_DEVICE = "serial"
@@ -116,16 +116,18 @@ class GuestVm:
         self._console = console
         self._commands = itertools.count(1)
         self.exit = None
-        self._thread = threading.Thread(target=self._run, name="fc_vcpu 0", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=machine.vm.run_thread_name, daemon=True)
         self._thread.start()
 
     @classmethod
     def boot(cls, devices: Iterable[GuestDevice] = (), *, backend: str | None = None,
              mem_size_mib: int = 256, boot_args: str = BOOT_ARGS, console_log: str | os.PathLike | None = None,
-             plugin_manager: Any = None, wait: bool = True) -> GuestVm:
+             plugin_manager: Any = None, wait: bool = True, vcpu_count: int = 1,
+             gic_version: int | None = None) -> GuestVm:
         """Boot the guest with `devices` attached after the serial console and RTC (each
         without an address takes the next virtio-mmio slot, without GSIs the next free
-        ones); wait for the guest's shell unless `wait` is False."""
+        ones); wait for the guest's shell unless `wait` is False. `gic_version` None lets
+        the backend choose (KVM: what the host has)."""
         from petard.core.machine import Machine, MachineSpec
         from petard.core.plugins import create_plugin_manager
         from petard.guest import artifacts
@@ -146,8 +148,9 @@ class GuestVm:
             placements.append(DevicePlacement(type_name, device.name, device.address, device.gsis,
                                               options=dict(device.options or {}), from_config=True))
         spec = MachineSpec(kernel_path=guest.kernel, initrd_path=guest.initrd, cmdline=boot_args,
-                           mem_size_mib=mem_size_mib, devices=placements,
-                           backend=backend or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND)
+                           mem_size_mib=mem_size_mib, devices=placements, vcpu_count=vcpu_count,
+                           gic_version=gic_version,
+                           backend=backend or os.environ.get(BACKEND_ENV) or EMULATION_BACKEND)
         try:
             machine = Machine.build(spec, manager)
         except Exception:

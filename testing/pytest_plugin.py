@@ -19,6 +19,7 @@ import os
 
 import pytest
 
+from petard.core.backend import BACKEND_NAMES, EMULATION_BACKEND
 from petard.testing.guest import BACKEND_ENV
 
 BACKEND_OPTION = "--petard-backend"
@@ -26,8 +27,9 @@ BACKEND_OPTION = "--petard-backend"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("petard", "petard device test kit")
-    group.addoption(BACKEND_OPTION, default=None, choices=("unicorn", "kvm"),
-                    help=f"vCPU backend for the petard_guest fixture (default: ${BACKEND_ENV} or unicorn)")
+    group.addoption(BACKEND_OPTION, default=None, choices=BACKEND_NAMES,
+                    help=f"vCPU backend for the petard_guest fixture "
+                         f"(default: ${BACKEND_ENV} or {EMULATION_BACKEND})")
 
 
 @pytest.fixture

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import platform
 
+from petard.core.backend import BackendUnavailableError
+
 KVM_DEVICE = "/dev/kvm"
 AARCH64_MACHINES = ("aarch64", "arm64")
 
 
-class KvmUnavailableError(RuntimeError):
+class KvmUnavailableError(BackendUnavailableError):
     """KVM for aarch64 guests is not usable here; ``str()`` says why and what to do instead."""
 
 

@@ -72,18 +72,24 @@ class KvmVcpuFd:
         fcntl.ioctl(self.fd, abi.KVM_ARM_VCPU_INIT, abi.kvm_vcpu_init.pack(target, *words))
 
     def get_one_reg(self, reg_id: int) -> int:
-        cell = ctypes.c_uint64(0)
+        """KVM_GET_ONE_REG of a register of any width the id says (32, 64, 128 bits)."""
+        size = abi.register_size(reg_id)
+        cell = (ctypes.c_ubyte * size)()
         fcntl.ioctl(self.fd, abi.KVM_GET_ONE_REG, abi.kvm_one_reg.pack(reg_id, ctypes.addressof(cell)))
-        return cell.value
+        return int.from_bytes(bytes(cell), "little")
 
     def set_one_reg(self, reg_id: int, value: int) -> None:
-        cell = ctypes.c_uint64(value)
+        size = abi.register_size(reg_id)
+        cell = (ctypes.c_ubyte * size).from_buffer_copy(value.to_bytes(size, "little"))
         fcntl.ioctl(self.fd, abi.KVM_SET_ONE_REG, abi.kvm_one_reg.pack(reg_id, ctypes.addressof(cell)))
 
     def get_mp_state(self) -> int:
         buffer = bytearray(abi.kvm_mp_state.size)
         fcntl.ioctl(self.fd, abi.KVM_GET_MP_STATE, buffer, True)
         return abi.kvm_mp_state.unpack(buffer)[0]
+
+    def set_mp_state(self, state: int) -> None:
+        fcntl.ioctl(self.fd, abi.KVM_SET_MP_STATE, abi.kvm_mp_state.pack(state))
 
     def set_signal_mask(self, blocked: set[int]) -> None:
         """KVM_SET_SIGNAL_MASK: the signals blocked *while the guest runs*."""

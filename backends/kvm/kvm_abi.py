@@ -170,7 +170,11 @@ KVM_ARM_VCPU_PMU_V3 = 3
 # --- arm64 register ids (KVM_GET/SET_ONE_REG) ---------------------------------------------
 
 KVM_REG_ARM64 = 0x6000000000000000
+KVM_REG_SIZE_SHIFT = 52
+KVM_REG_SIZE_MASK = 0x00F0000000000000
+KVM_REG_SIZE_U32 = 0x0020000000000000
 KVM_REG_SIZE_U64 = 0x0030000000000000
+KVM_REG_SIZE_U128 = 0x0040000000000000
 KVM_REG_ARM_COPROC_SHIFT = 16
 KVM_REG_ARM_CORE = 0x0010 << KVM_REG_ARM_COPROC_SHIFT
 KVM_REG_ARM64_SYSREG = 0x0013 << KVM_REG_ARM_COPROC_SHIFT
@@ -180,15 +184,29 @@ KVM_REG_ARM64_SYSREG_CRN_SHIFT = 7
 KVM_REG_ARM64_SYSREG_CRM_SHIFT = 3
 KVM_REG_ARM64_SYSREG_OP2_SHIFT = 0
 
-# struct kvm_regs begins with struct user_pt_regs { u64 regs[31]; u64 sp; u64 pc; u64 pstate; }
-USER_PT_REGS_SP_OFFSET = 31 * 8
+# struct kvm_regs { struct user_pt_regs regs { u64 regs[31]; u64 sp; u64 pc; u64 pstate; };
+#                   u64 sp_el1; u64 elr_el1; u64 spsr[KVM_NR_SPSR];
+#                   struct user_fpsimd_state fp_regs { __uint128_t vregs[32]; u32 fpsr; u32 fpcr; }; }
+# (fp_regs is 16-byte aligned: offsets checked with aarch64-linux-gnu-gcc against <asm/kvm.h>)
+USER_PT_REGS_SP_OFFSET = 31 * 8             # SP_EL0
 USER_PT_REGS_PC_OFFSET = 32 * 8
 USER_PT_REGS_PSTATE_OFFSET = 33 * 8
+KVM_REGS_SP_EL1_OFFSET = 272
+KVM_REGS_ELR_EL1_OFFSET = 280
+KVM_REGS_SPSR_OFFSET = 288                  # spsr[KVM_SPSR_EL1], KVM_SPSR_EL1 = 0
+KVM_REGS_VREGS_OFFSET = 336
+KVM_REGS_FPSR_OFFSET = 848
+KVM_REGS_FPCR_OFFSET = 852
 
 
-def KVM_REG_ARM_CORE_REG(offset_in_kvm_regs: int) -> int:
-    """Id of the core register at byte `offset_in_kvm_regs` of struct kvm_regs (u64 wide)."""
-    return KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | (offset_in_kvm_regs // 4)
+def KVM_REG_ARM_CORE_REG(offset_in_kvm_regs: int, size: int = KVM_REG_SIZE_U64) -> int:
+    """Id of the core register at byte `offset_in_kvm_regs` of struct kvm_regs."""
+    return KVM_REG_ARM64 | size | KVM_REG_ARM_CORE | (offset_in_kvm_regs // 4)
+
+
+def register_size(reg_id: int) -> int:
+    """Bytes a KVM_GET/SET_ONE_REG of `reg_id` transfers."""
+    return 1 << ((reg_id & KVM_REG_SIZE_MASK) >> KVM_REG_SIZE_SHIFT)
 
 
 def ARM64_SYS_REG(op0: int, op1: int, crn: int, crm: int, op2: int) -> int:
@@ -205,7 +223,26 @@ def core_register_x(n: int) -> int:
 REG_SP = KVM_REG_ARM_CORE_REG(USER_PT_REGS_SP_OFFSET)
 REG_PC = KVM_REG_ARM_CORE_REG(USER_PT_REGS_PC_OFFSET)
 REG_PSTATE = KVM_REG_ARM_CORE_REG(USER_PT_REGS_PSTATE_OFFSET)
+REG_SP_EL1 = KVM_REG_ARM_CORE_REG(KVM_REGS_SP_EL1_OFFSET)
+REG_ELR_EL1 = KVM_REG_ARM_CORE_REG(KVM_REGS_ELR_EL1_OFFSET)
+REG_SPSR_EL1 = KVM_REG_ARM_CORE_REG(KVM_REGS_SPSR_OFFSET)
+REG_FPSR = KVM_REG_ARM_CORE_REG(KVM_REGS_FPSR_OFFSET, KVM_REG_SIZE_U32)
+REG_FPCR = KVM_REG_ARM_CORE_REG(KVM_REGS_FPCR_OFFSET, KVM_REG_SIZE_U32)
 REG_MPIDR_EL1 = ARM64_SYS_REG(3, 0, 0, 0, 5)
+
+
+def core_register_v(n: int) -> int:
+    """FP/SIMD register Vn (128 bits)."""
+    return KVM_REG_ARM_CORE_REG(KVM_REGS_VREGS_OFFSET + 16 * n, KVM_REG_SIZE_U128)
+
+
+# The generic timer (asm/kvm.h). KVM_REG_ARM_TIMER_CNT and _CVAL carry each other's
+# system-register encodings: a historical slip the ABI keeps.
+KVM_REG_ARM_TIMER_CTL = ARM64_SYS_REG(3, 3, 14, 3, 1)
+KVM_REG_ARM_TIMER_CNT = ARM64_SYS_REG(3, 3, 14, 3, 2)
+KVM_REG_ARM_TIMER_CVAL = ARM64_SYS_REG(3, 3, 14, 0, 2)
+KVM_REG_ARM_PTIMER_CTL = ARM64_SYS_REG(3, 3, 14, 2, 1)
+KVM_REG_ARM_PTIMER_CVAL = ARM64_SYS_REG(3, 3, 14, 2, 2)
 
 # --- in-kernel vGIC devices ---------------------------------------------------------------
 
@@ -219,7 +256,18 @@ KVM_DEV_ARM_VGIC_GRP_DIST_REGS = 1
 KVM_DEV_ARM_VGIC_GRP_CPU_REGS = 2
 KVM_DEV_ARM_VGIC_GRP_NR_IRQS = 3
 KVM_DEV_ARM_VGIC_GRP_CTRL = 4
+KVM_DEV_ARM_VGIC_GRP_REDIST_REGS = 5
+KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS = 6
+KVM_DEV_ARM_VGIC_GRP_LEVEL_INFO = 7
 KVM_DEV_ARM_VGIC_CTRL_INIT = 0
+KVM_DEV_ARM_VGIC_CPUID_SHIFT = 32           # v2: attr = vcpu_index << 32 | offset
+KVM_DEV_ARM_VGIC_V3_MPIDR_SHIFT = 32        # v3: attr = Aff3.Aff2.Aff1.Aff0 << 32 | offset
+
+
+def vgic_v3_mpidr_field(mpidr: int) -> int:
+    """The attr's mpidr field: Aff3 in bits 63:56, Aff2, Aff1, Aff0 in 39:32."""
+    packed = ((mpidr >> 32) & 0xFF) << 24 | (mpidr & 0xFF_FFFF)
+    return packed << KVM_DEV_ARM_VGIC_V3_MPIDR_SHIFT
 
 KVM_VGIC_V2_ADDR_TYPE_DIST = 0
 KVM_VGIC_V2_ADDR_TYPE_CPU = 1

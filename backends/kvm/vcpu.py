@@ -2,10 +2,12 @@
 
 The loop is the hot path of the KVM backend: one `struct.unpack_from` decodes the exit
 reason and the MMIO fields together; MMIO goes straight to the device's bus region (under
-the VM's bus lock); other exits end the VM (`KVM_EXIT_SYSTEM_EVENT` the way Firecracker
-does, anything unexpected as a fatal error with the vCPU's registers). The kick signal is
-blocked in userspace and unblocked only inside KVM_RUN (KVM_SET_SIGNAL_MASK), so a kick
-makes KVM_RUN return EINTR without any Python signal handler.
+the VM's bus lock). Any other exit ends the loop with a `VmExit` value
+(`KVM_EXIT_SYSTEM_EVENT` the way Firecracker does, anything unexpected as a fatal error
+with the vCPU's registers), which the thread hands to the run control; the vCPU never
+calls into the VM. The kick signal is blocked in userspace and unblocked only inside
+KVM_RUN (KVM_SET_SIGNAL_MASK), so a kick makes KVM_RUN return EINTR without any Python
+signal handler.
 """
 
 from __future__ import annotations
@@ -15,39 +17,20 @@ import fcntl
 import logging
 import signal
 import threading
-from typing import TYPE_CHECKING
 
 from petard.core import logger as vmm_logging
 from petard.core.backend import ExitReason, VmExit
-from petard.core.layout import PAGE_SIZE
+from petard.core.layout import PAGE_SHIFT
+from petard.core.mmio import MmioBus
 
 from . import kvm_abi as abi
+from .control import RunControl
 from .ioctls import KvmVcpuFd, thread_blocked_signals
-
-if TYPE_CHECKING:
-    from .vm import KvmVm
+from .vcpu_state import read_vcpu_state
 
 log = vmm_logging.get("vcpu")
 
 KICK_SIGNAL = signal.SIGRTMIN + 2      # private to the vCPU threads, never handled in Python
-PAGE_SHIFT = PAGE_SIZE.bit_length() - 1
-MAX_DIRECT_PAGES = 1024
-REGISTER_NAMES = [f"x{n}" for n in range(31)] + ["sp", "pc", "pstate"]
-REGISTER_IDS = [abi.core_register_x(n) for n in range(31)] + [abi.REG_SP, abi.REG_PC, abi.REG_PSTATE]
-
-
-def regions_by_page(bus) -> dict:
-    """Page number -> region for every 4 KiB page a region covers entirely (every device
-    window is one such page): the hot path calls the region directly, saving the bus's own
-    lookup; other addresses go through the bus, which also logs unmapped accesses."""
-    pages = {}
-    for region in bus.regions():
-        first = -(-region.base // PAGE_SIZE)
-        last = region.end // PAGE_SIZE
-        if last - first <= MAX_DIRECT_PAGES:
-            for page in range(first, last):
-                pages[page] = region
-    return pages
 
 
 def system_event_exit(event_type: int, data: list[int]) -> VmExit:
@@ -63,15 +46,18 @@ def system_event_exit(event_type: int, data: list[int]) -> VmExit:
 class KvmVcpu:
     """One vCPU fd and the loop its thread runs."""
 
-    def __init__(self, vm: KvmVm, fd: KvmVcpuFd):
-        self.vm = vm
+    def __init__(self, fd: KvmVcpuFd, control: RunControl, bus: MmioBus, bus_lock: threading.Lock):
         self.fd = fd
         self.index = fd.index
+        self.name = f"fc_vcpu {self.index}"
+        self.control = control
+        self.bus = bus
+        self.bus_lock = bus_lock
         self.thread: threading.Thread | None = None
         self.exit_count = 0
 
     def start(self) -> None:
-        self.thread = threading.Thread(target=self._thread_main, name=f"fc_vcpu {self.index}", daemon=True)
+        self.thread = threading.Thread(target=self._thread_main, name=self.name, daemon=True)
         self.thread.start()
 
     def kick(self) -> None:
@@ -84,29 +70,27 @@ class KvmVcpu:
             except ProcessLookupError:
                 pass
 
-    def registers(self) -> dict[str, int]:
-        get = self.fd.get_one_reg
-        return {name: get(reg_id) for name, reg_id in zip(REGISTER_NAMES, REGISTER_IDS)}
-
     def _thread_main(self) -> None:
+        vm_exit = None
         signal.pthread_sigmask(signal.SIG_BLOCK, {KICK_SIGNAL})
         try:
             self.fd.set_signal_mask(thread_blocked_signals() - {KICK_SIGNAL})
-            self._loop()
+            vm_exit = self._loop()
         except Exception as error:  # a broken loop must end the VM, never hang it
             logging.getLogger(__name__).exception("vCPU %d loop failed", self.index)
-            self.vm.finish(VmExit(ExitReason.FATAL_ERROR, f"vCPU {self.index} loop failed: {error}",
-                                  vcpu_index=self.index))
+            vm_exit = VmExit(ExitReason.FATAL_ERROR, f"vCPU {self.index} loop failed: {error}",
+                             vcpu_index=self.index)
         finally:
-            self.vm.vcpu_thread_ended(self)
+            self.control.thread_ended(f"vCPU {self.index}", vm_exit)
 
     @staticmethod
     def _consume_kicks() -> None:
         while signal.sigtimedwait({KICK_SIGNAL}, 0) is not None:
             pass
 
-    def _loop(self) -> None:
-        vm = self.vm
+    def _loop(self) -> VmExit | None:
+        """KVM_RUN until an exit that ends the VM (returned) or a stop request (None)."""
+        control = self.control
         fd = self.fd.fd
         run = self.fd.run
         ioctl = fcntl.ioctl
@@ -115,18 +99,18 @@ class KvmVcpu:
         data_offset = abi.KVM_RUN_MMIO_DATA_OFFSET
         exit_mmio = abi.KVM_EXIT_MMIO
         size_masks = {size: (1 << (8 * size)) - 1 for size in (1, 2, 4, 8)}
-        lock = vm.bus_lock.acquire
-        unlock = vm.bus_lock.release
-        bus_read = vm.mmio_bus.read
-        bus_write = vm.mmio_bus.write
-        regions_by_page = vm.regions_by_page
+        lock = self.bus_lock.acquire
+        unlock = self.bus_lock.release
+        bus_read = self.bus.read
+        bus_write = self.bus.write
+        regions_by_page = self.bus.page_table()
         exits = 0
         try:
             while True:
-                if vm.control_requested:
-                    if vm.stop_requested:
-                        return
-                    if vm.pause_requested:
+                if control.control_requested:
+                    if control.stop_requested:
+                        return None
+                    if control.pause_requested:
                         self._park()
                         continue
                 try:
@@ -160,16 +144,15 @@ class KvmVcpu:
                             unlock()
                         run[data_offset:data_offset + length] = (value & size_masks[length]).to_bytes(length, "little")
                     continue
-                if not self._other_exit(reason):
-                    return
+                if reason == abi.KVM_EXIT_INTR:
+                    continue
+                return self._exit_value(reason)
         finally:
             self.exit_count += exits
 
-    def _other_exit(self, reason: int) -> bool:
-        """Handle a non-MMIO exit; False ends this vCPU's loop."""
+    def _exit_value(self, reason: int) -> VmExit:
+        """What a non-MMIO exit means for the VM (the loop ends with it)."""
         run = self.fd.run
-        if reason == abi.KVM_EXIT_INTR:
-            return True
         if reason == abi.KVM_EXIT_SYSTEM_EVENT:
             event_type, ndata = abi.kvm_run_system_event.unpack_from(run, abi.KVM_RUN_EXIT_UNION_OFFSET)
             ndata = min(ndata, abi.KVM_SYSTEM_EVENT_MAX_DATA)
@@ -179,12 +162,8 @@ class KvmVcpu:
             log.info("Received KVM_SYSTEM_EVENT: type: %d, event: [%s]",
                      event_type, ", ".join(str(value) for value in data))
             vm_exit = system_event_exit(event_type, data)
-            if vm_exit.reason is ExitReason.FATAL_ERROR:
-                vm_exit = self._fatal(vm_exit.message)
-            self.vm.finish(vm_exit)
-            return False
-        self.vm.finish(self._fatal(self._describe_exit(reason)))
-        return False
+            return self._fatal(vm_exit.message) if vm_exit.reason is ExitReason.FATAL_ERROR else vm_exit
+        return self._fatal(self._describe_exit(reason))
 
     def _describe_exit(self, reason: int) -> str:
         run = self.fd.run
@@ -203,7 +182,7 @@ class KvmVcpu:
 
     def _fatal(self, message: str) -> VmExit:
         try:
-            registers = self.registers()
+            registers = read_vcpu_state(self.fd).report_registers()
         except OSError:
             registers = {}
         return VmExit(ExitReason.FATAL_ERROR, message, vcpu_index=self.index, registers=registers)
@@ -217,5 +196,5 @@ class KvmVcpu:
             if error.errno not in (errno.EINTR, errno.EAGAIN):
                 raise
         self._consume_kicks()
-        self.vm.park_until_resumed()
+        self.control.park_until_resumed()
         self.fd.set_immediate_exit(False)

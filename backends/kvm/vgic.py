@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
-from petard.core.backend import GicDescription, GicVersion
+from petard.core.backend import BackendUnavailableError, GicDescription, GicVersion
 
 from . import kvm_abi as abi
 from .ioctls import KvmDeviceFd, KvmVmFd
@@ -20,7 +20,7 @@ from .ioctls import KvmDeviceFd, KvmVmFd
 DEVICE_TYPES = {GicVersion.V3: abi.KVM_DEV_TYPE_ARM_VGIC_V3, GicVersion.V2: abi.KVM_DEV_TYPE_ARM_VGIC_V2}
 
 
-class VgicUnavailableError(RuntimeError):
+class VgicUnavailableError(BackendUnavailableError):
     """The host's KVM offers none of the interrupt controllers asked for."""
 
 

@@ -11,7 +11,9 @@ Threads while `run()` blocks its caller:
 Device code is single-threaded by design, so every bus access and every `run_due()` runs
 under ONE lock (`bus_lock`). Interrupts from devices become KVM_IRQ_LINE on the VM fd.
 
-Pause/stop: the requester sets `immediate_exit` in each vCPU's `kvm_run` and kicks the
+Pause/stop/exit state lives in one `RunControl` (control.py) that the VM and its threads
+share; the threads never call into the VM. To pause or stop, the control asks for it and
+kicks every thread: the kick sets `immediate_exit` in each vCPU's `kvm_run` and signals the
 thread with a signal that is blocked in userspace but unblocked inside KVM_RUN (through
 KVM_SET_SIGNAL_MASK), so KVM_RUN returns EINTR and no Python signal handler is involved.
 A pausing vCPU calls KVM_RUN once more with `immediate_exit` set: the kernel then completes
@@ -25,25 +27,22 @@ import logging
 import threading
 import time
 
-from petard.core.backend import ExitReason, GicVersion, MachineDescription, Vm, VmExit
+from petard.core.arch import sysregs
+from petard.core.backend import (PAUSE_TIMEOUT_S, BackendError, BackendSetupError, ExitReason, GicVersion,
+                                 MachineDescription, MachineState, Vm, VmExit, state_mismatch)
+from petard.core.vcpu_state import VcpuState
 
 from . import kvm_abi as abi
+from .control import RunControl
 from .ioctls import KvmSystem, KvmVmFd
-from .vcpu import KvmVcpu, regions_by_page
+from .vcpu import KvmVcpu
+from .vcpu_state import read_vcpu_state, write_vcpu_state
 from .vgic import Vgic, create_vgic
+from .vgic_state import VgicRegisters
 
 MEMORY_SLOT = 0
 CLOCK_THREAD_NAME = "fc_vcpu clock"
 MAX_CLOCK_SLEEP_S = 1.0
-PAUSE_TIMEOUT_S = 10.0
-
-
-class PauseTimeoutError(TimeoutError):
-    pass
-
-
-class KvmSetupError(RuntimeError):
-    """Creating the VM failed at a named step (the message says which ioctl and why)."""
 
 
 class KvmInterruptSink:
@@ -59,23 +58,17 @@ class KvmInterruptSink:
 class KvmVm(Vm):
     """A VM on /dev/kvm. Created fully (memory, vGIC, vCPUs, boot registers) by __init__."""
 
+    run_thread_name = "fc_vcpu main"     # only waits: the vCPUs have threads of their own
+
     def __init__(self, machine: MachineDescription, system: KvmSystem):
         self.machine = machine
         self.mmio_bus = machine.mmio_bus
-        self.regions_by_page = regions_by_page(machine.mmio_bus)
         self.bus_lock = threading.Lock()
         self.system = system
         self.vm_fd: KvmVmFd | None = None
         self.vgic: Vgic | None = None
         self.vcpus: list[KvmVcpu] = []
-        self._control = threading.Condition()
-        self.control_requested = False     # read lock-free by the vCPU loops
-        self.pause_requested = False
-        self.stop_requested = False
-        self._parked = 0
-        self._running_threads = 0
-        self._exit: VmExit | None = None
-        self._exit_event = threading.Event()
+        self.control = RunControl(self._kick_all)
         self._clock_wake = threading.Event()
         self._clock_thread: threading.Thread | None = None
         self._started = False
@@ -101,7 +94,8 @@ class KvmVm(Vm):
             for index in range(machine.vcpu_count):
                 step = f"KVM_CREATE_VCPU {index} (this host's KVM allows " \
                        f"{vm_fd.check_extension(abi.KVM_CAP_MAX_VCPUS)} vCPUs)"
-                self.vcpus.append(KvmVcpu(self, vm_fd.create_vcpu(index)))
+                self.vcpus.append(KvmVcpu(vm_fd.create_vcpu(index), self.control, self.mmio_bus,
+                                          self.bus_lock))
             for vcpu in self.vcpus:
                 step = f"KVM_ARM_VCPU_INIT of vCPU {vcpu.index}"
                 features = 1 << abi.KVM_ARM_VCPU_PSCI_0_2
@@ -118,13 +112,13 @@ class KvmVm(Vm):
             boot_vcpu.set_one_reg(abi.core_register_x(0), boot.x0)
             boot_vcpu.set_one_reg(abi.REG_PSTATE, boot.pstate)
         except OSError as error:
-            raise KvmSetupError(f"{step} failed: {error.strerror or error}") from None
+            raise BackendSetupError(f"{step} failed: {error.strerror or error}") from None
         self._interrupt_sink = KvmInterruptSink(vm_fd)
 
     def _check_mpidrs(self, machine: MachineDescription) -> None:
         """The FDT's cpu nodes were written from `vcpu_mpidrs`; KVM assigns the real MPIDRs."""
         for vcpu, expected in zip(self.vcpus, machine.vcpu_mpidrs):
-            affinity = vcpu.fd.get_one_reg(abi.REG_MPIDR_EL1) & 0xFF_00FF_FFFF
+            affinity = vcpu.fd.get_one_reg(abi.REG_MPIDR_EL1) & sysregs.MPIDR_AFFINITY_MASK
             if affinity != expected:
                 raise RuntimeError(f"KVM gave vCPU {vcpu.index} MPIDR affinity {affinity:#x}, "
                                    f"the device tree says {expected:#x}")
@@ -142,48 +136,62 @@ class KvmVm(Vm):
 
     @property
     def paused(self) -> bool:
-        with self._control:
-            return self.pause_requested and self._parked == self._running_threads
+        return self.control.paused
 
     def run(self) -> VmExit:
         if self._started:
             raise RuntimeError("a KVM VM runs once")
         self._started = True
         events = self.machine.device_events
-        with self._control:
-            self._running_threads = len(self.vcpus) + (events is not None)
+        self.control.threads_starting(len(self.vcpus) + (events is not None))
         if events is not None:
             events.set_wakeup(self._clock_wake.set)
             self._clock_thread = threading.Thread(target=self._clock_main, name=CLOCK_THREAD_NAME, daemon=True)
             self._clock_thread.start()
         for vcpu in self.vcpus:
             vcpu.start()
-        self._exit_event.wait()
+        vm_exit = self.control.wait_exit()
         self._halt_threads()
-        assert self._exit is not None
-        return self._exit
+        return vm_exit
 
     def pause(self, timeout: float | None = PAUSE_TIMEOUT_S) -> None:
-        with self._control:
-            self.pause_requested = True
-            self.control_requested = True
-        self._kick_all()
-        with self._control:
-            if not self._control.wait_for(
-                    lambda: self._parked == self._running_threads or self._exit is not None, timeout):
-                raise PauseTimeoutError("the vCPUs did not stop in time")
+        self.control.pause(timeout)
 
     def resume(self) -> None:
-        with self._control:
-            self.pause_requested = False
-            self.control_requested = self.stop_requested
-            self._control.notify_all()
+        self.control.resume()
 
     def stop(self) -> None:
-        self.finish(VmExit(ExitReason.STOPPED, "stopped by the VMM"))
+        self.control.finish(VmExit(ExitReason.STOPPED, "stopped by the VMM"))
 
-    def vcpu_registers(self, index: int) -> dict[str, int]:
-        return self.vcpus[index].registers()
+    def vcpu_state(self, index: int) -> VcpuState:
+        self._check_stopped("read a vCPU's state")
+        return read_vcpu_state(self.vcpus[index].fd)
+
+    def save_state(self) -> MachineState:
+        self._check_stopped("save the machine's state")
+        return MachineState([read_vcpu_state(vcpu.fd) for vcpu in self.vcpus], self._vgic_registers().save())
+
+    def restore_state(self, state: MachineState) -> None:
+        if self._started:
+            raise BackendError("a state can only be restored into a VM that has not run yet")
+        problem = state_mismatch(state, self.machine)
+        if problem is not None:
+            raise BackendError(f"the saved state does not fit this machine: {problem}")
+        try:
+            for vcpu, vcpu_state in zip(self.vcpus, state.vcpus):
+                write_vcpu_state(vcpu.fd, vcpu_state)
+            self._vgic_registers().restore(state.gic)
+        except OSError as error:
+            raise BackendError(f"KVM refused the saved state: {error.strerror or error}") from None
+
+    def _vgic_registers(self) -> VgicRegisters:
+        assert self.vgic is not None
+        return VgicRegisters(self.vgic.device, int(self.vgic.version), self.machine.gic.irq_count,
+                             self.machine.vcpu_mpidrs)
+
+    def _check_stopped(self, what: str) -> None:
+        if self._started and not self.control.exited and not self.control.paused:
+            raise BackendError(f"pause the VM to {what}")
 
     def close(self) -> None:
         if self._started:
@@ -199,33 +207,7 @@ class KvmVm(Vm):
             self.vm_fd = None
         self.system.close()
 
-    # --- shared by the threads -------------------------------------------------------------
-
-    def finish(self, vm_exit: VmExit) -> None:
-        """Record the VM's exit (the first one wins) and get every thread to stop."""
-        with self._control:
-            if self._exit is None:
-                self._exit = vm_exit
-            self.stop_requested = True
-            self.control_requested = True
-            self._control.notify_all()
-        self._kick_all()
-        self._exit_event.set()
-
-    def park_until_resumed(self) -> None:
-        with self._control:
-            self._parked += 1
-            self._control.notify_all()
-            self._control.wait_for(lambda: not self.pause_requested or self.stop_requested)
-            self._parked -= 1
-
-    def vcpu_thread_ended(self, vcpu: KvmVcpu | None) -> None:
-        with self._control:
-            self._running_threads -= 1
-            self._control.notify_all()
-        if not self.stop_requested and vcpu is not None:
-            self.finish(VmExit(ExitReason.FATAL_ERROR, f"vCPU {vcpu.index} stopped unexpectedly",
-                               vcpu_index=vcpu.index))
+    # --- the threads ------------------------------------------------------------------------
 
     def _kick_all(self) -> None:
         for vcpu in self.vcpus:
@@ -233,11 +215,7 @@ class KvmVm(Vm):
         self._clock_wake.set()
 
     def _halt_threads(self) -> None:
-        with self._control:
-            self.stop_requested = True
-            self.control_requested = True
-            self._control.notify_all()
-        self._kick_all()
+        self.control.stop_threads()
         threads = [vcpu.thread for vcpu in self.vcpus] + [self._clock_thread]
         for thread in threads:
             if thread is not None and thread is not threading.current_thread():
@@ -247,15 +225,17 @@ class KvmVm(Vm):
 
     def _clock_main(self) -> None:
         events = self.machine.device_events
+        control = self.control
         wake = self._clock_wake
+        vm_exit = None
         try:
             while True:
                 wake.clear()
-                if self.control_requested:
-                    if self.stop_requested:
+                if control.control_requested:
+                    if control.stop_requested:
                         return
-                    if self.pause_requested:
-                        self.park_until_resumed()
+                    if control.pause_requested:
+                        control.park_until_resumed()
                         continue
                 with self.bus_lock:
                     events.run_due()
@@ -265,7 +245,7 @@ class KvmVm(Vm):
                     wake.wait(min(timeout, MAX_CLOCK_SLEEP_S))
         except Exception as error:
             logging.getLogger(__name__).exception("the device clock thread failed")
-            self.finish(VmExit(ExitReason.FATAL_ERROR, f"device clock failed: {error}"))
+            vm_exit = VmExit(ExitReason.FATAL_ERROR, f"device clock failed: {error}")
         finally:
             events.set_wakeup(None)
-            self.vcpu_thread_ended(None)
+            control.thread_ended("the device clock", vm_exit)

@@ -13,7 +13,6 @@ import ctypes
 from unicorn import UC_ARCH_ARM64, UC_MODE_ARM, Uc, UcError
 from unicorn import arm64_const as uc_arm64
 from unicorn.unicorn_py3 import unicorn as _binding
-from unicorn.unicorn_py3.unicorn import UcContext
 
 from petard.core.arch import sysregs
 from petard.core.arch.sysregs import SysReg
@@ -164,17 +163,3 @@ def set_entry_state(uc: Uc, pc: int, pstate: int, x0: int = 0) -> None:
     write_reg(uc, PSTATE, pstate)
     write_reg(uc, PC, pc)
     rebuild_cached_flags(uc)
-
-
-_GENERAL_REGISTER_IDS = X_REGISTERS + [SP, PC, PSTATE]
-_GENERAL_REGISTERS = RegisterBatch(_GENERAL_REGISTER_IDS)
-
-
-def general_registers(source: Uc | UcContext) -> dict[str, int]:
-    """x0..x30, sp, pc and pstate by name (for dumps), from an engine or a saved context."""
-    if isinstance(source, Uc):
-        values = _GENERAL_REGISTERS.read(source)
-    else:
-        values = source.reg_read_batch(_GENERAL_REGISTER_IDS)
-    names = [f"x{n}" for n in range(31)] + ["sp", "pc", "pstate"]
-    return dict(zip(names, values))

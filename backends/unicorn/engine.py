@@ -9,17 +9,21 @@ of a context, and vCPUs have their own page tables, so it is flushed at every sw
 also stands in for the TLB maintenance other vCPUs broadcast meanwhile).
 
 Hooks and MMIO ranges are registered once here and act for `current`, the vCPU whose
-context is loaded. The hottest hooks go through the native filters (hook_filter.py), whose
-gate holds the current vCPU's deadline and wanted-interrupt flag.
+context is loaded, through the few methods of `ports.HookTarget`. The hottest hooks go
+through the native filters (hook_filter.py), whose gate holds the current vCPU's deadline
+and wanted-interrupt flag. The engine also reads guest instructions by virtual address for
+everyone (`fetch`), in the current vCPU's translation regime.
 
-Every `IC IVAU` page goes to published_code.py, which drops the translations of pages the
-VMM wrote behind Unicorn's back (device DMA, spin-hint patches).
+Every `IC IVAU` page goes to the `on_ic_ivau` callable the VM gives (published_code.py drops
+the translations of pages the VMM wrote behind Unicorn's back: device DMA, spin-hint
+patches).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from unicorn import (UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_MEM_UNMAPPED,
                      UC_MEM_FETCH_UNMAPPED, UC_PROT_ALL)
@@ -27,19 +31,20 @@ from unicorn.unicorn_py3.unicorn import UcContext
 
 from petard.core.arch import pstate as ps
 from petard.core.arch import sysregs
+from petard.core.layout import PAGE_SIZE
+from petard.core.memory import GuestMemory
+from petard.core.mmio import MmioBus
 
 from . import cpu, hook_filter, raw_hooks
+from .gic_common import GicMmioRegion
+from .guest_va import InstructionReader
 from .idle_exit import IdleExitLearner
-from .published_code import PublishedCode
-
-if TYPE_CHECKING:
-    from .vcpu import UnicornVcpu
-    from .vm import UnicornVm
+from .ports import HookTarget
+from .syndrome import ExceptionDetailsReader
 
 RUN_FOREVER = (1 << 64) - 1
 # Addresses below this are EL0 (TTBR0) virtual addresses.
 USER_VA_END = 0x0000_FFFF_FFFF_FFFF
-PAGE_SIZE = 0x1000
 PAGE_MASK = ~(PAGE_SIZE - 1) & ((1 << 64) - 1)
 
 
@@ -51,25 +56,30 @@ def _sys_classes() -> hook_filter.ClassTable:
 
 
 class SharedEngine:
-    def __init__(self, vm: UnicornVm, msr_classes: hook_filter.ClassTable):
-        self.vm = vm
+    """`on_ic_ivau(page, stats)` is told of every page the guest publishes as code."""
+
+    def __init__(self, memory: GuestMemory, bus: MmioBus, gic_regions: Sequence[GicMmioRegion],
+                 exception_details: ExceptionDetailsReader, msr_classes: hook_filter.ClassTable,
+                 on_ic_ivau: Callable[[int, Counter], None]):
+        self.memory = memory
+        self.bus = bus
         self.uc = cpu.create_engine()
-        self.current: UnicornVcpu | None = None
+        self.current: HookTarget | None = None
         self.gate = hook_filter.HookGate(page_mask=PAGE_MASK, unmask_bit=ps.PSTATE_I)
-        self.idle_exit = IdleExitLearner(self)
+        self.instructions = InstructionReader(memory.read_u64, memory.read_u32)
+        self.idle_exit = IdleExitLearner(self.uc, self.fetch, lambda: self.current.on_idle_exit())
         self.user_block_hook_installed = False
         self.switches = 0
-        self.exception_details = vm.exception_details.bind(self.uc)
-        self.published_code = PublishedCode(vm)
-        self._map(msr_classes)
+        self.exception_details = exception_details.bind(self.uc)
+        self._on_ic_ivau_page = on_ic_ivau
+        self._map(gic_regions, msr_classes)
 
-    def _map(self, msr_classes: hook_filter.ClassTable) -> None:
-        uc, vm = self.uc, self.vm
-        memory = vm.memory
+    def _map(self, gic_regions: Sequence[GicMmioRegion], msr_classes: hook_filter.ClassTable) -> None:
+        uc, memory = self.uc, self.memory
         uc.mem_map_ptr(memory.base, memory.size, UC_PROT_ALL, memory.host_address)
-        for region in vm.mmio_bus.regions():
+        for region in self.bus.regions():
             self._map_mmio(region.base, region.size, region.read, region.write, device=True)
-        for region in vm.gic.mmio_regions():
+        for region in gic_regions:
             self._map_mmio(region.base, region.size,
                            lambda offset, size, read=region.read: read(self.current.index, offset, size),
                            lambda offset, size, value, write=region.write:
@@ -88,9 +98,14 @@ class SharedEngine:
         cpu.configure_firmware_state(self.uc, mpidr)
         return self.uc.context_save()
 
+    def fetch(self, va: int, cache: bool = True) -> int:
+        """The instruction word at guest virtual address `va`, for the current vCPU's page
+        tables (raises guest_va.TranslationFault when unmapped)."""
+        return self.instructions.fetch(self.uc, va, cache)
+
     # --- switching ---------------------------------------------------------------------
 
-    def activate(self, vcpu: UnicornVcpu) -> None:
+    def activate(self, vcpu: HookTarget) -> None:
         """Load `vcpu`'s CPU state into the engine (saving the current one's)."""
         previous = self.current
         if previous is vcpu:
@@ -127,7 +142,7 @@ class SharedEngine:
             page = cp.val & PAGE_MASK
             if page != self.gate.last_page:
                 self.gate.last_page = page
-                self.published_code.on_ic_ivau(vcpu, page)
+                self._on_ic_ivau_page(page, vcpu.stats)
         except Exception as error:      # never let an exception unwind through Unicorn
             vcpu.fail(f"internal error in the IC IVAU hook: {error!r}")
         return False
@@ -159,10 +174,10 @@ class SharedEngine:
     def _on_unmapped(self, uc, access, address, size, value, _user_data) -> bool:
         if access == UC_MEM_FETCH_UNMAPPED:
             return False                # executing from nowhere: a fatal error
-        page = address & ~0xFFF
+        page = address & PAGE_MASK
         self.current.stats["unmapped-page-maps"] += 1
-        bus = self.vm.mmio_bus
-        self._map_mmio(page, 0x1000, lambda offset, sz: bus.read(page + offset, sz),
+        bus = self.bus
+        self._map_mmio(page, PAGE_SIZE, lambda offset, sz: bus.read(page + offset, sz),
                        lambda offset, sz, val: bus.write(page + offset, sz, val))
         return True
 

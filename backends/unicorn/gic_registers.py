@@ -1,11 +1,11 @@
 """The per-INTID register arrays common to the GIC distributor (v2, v3) and the GICv3
 redistributor SGI frame: IGROUPR, IS/IC-ENABLER, IS/IC-PENDR, IS/IC-ACTIVER, IPRIORITYR,
-ICFGR, IGRPMODR. Accesses of any size are handled byte by byte over the `GicState` model.
+ICFGR, IGRPMODR. Accesses of any size are handled byte by byte over a `GicModel`.
 """
 
 from petard.core.arch import gic
 
-from .gic_state import GicState
+from .gic_model import GicModel
 
 # offset of the array -> bits per INTID
 _ARRAYS = {
@@ -25,14 +25,14 @@ def _locate(offset: int) -> tuple[int, int] | None:
 
 
 class IrqArrays:
-    """Register view over the INTIDs in [first_intid, end_intid) of a `GicState`.
+    """Register view over the INTIDs in [first_intid, end_intid) of a `GicModel`.
 
     `groups_read_as_one`: GICv3 (all interrupts Group 1, as Linux configures them); GICv2
     without security extensions reads IGROUPR as zero.
     """
 
-    def __init__(self, state: GicState, first_intid: int, end_intid: int, groups_read_as_one: bool):
-        self.state = state
+    def __init__(self, model: GicModel, first_intid: int, end_intid: int, groups_read_as_one: bool):
+        self.model = model
         self.first_intid = first_intid
         self.end_intid = end_intid
         self.groups_read_as_one = groups_read_as_one
@@ -63,7 +63,7 @@ class IrqArrays:
     def _read_byte(self, cpu: int, base: int, bits: int, byte_index: int) -> int:
         result = 0
         for slot, intid in self._intids(bits, byte_index):
-            irq = self.state.irq(cpu, intid)
+            irq = self.model.irq(cpu, intid)
             if irq is None:
                 continue
             if base == gic.GICD_IPRIORITYR:
@@ -84,14 +84,14 @@ class IrqArrays:
         return result
 
     def _write_byte(self, cpu: int, base: int, bits: int, byte_index: int, value: int) -> None:
-        state = self.state
+        model = self.model
         for slot, intid in self._intids(bits, byte_index):
-            irq = state.irq(cpu, intid)
+            irq = model.irq(cpu, intid)
             if irq is None:
                 continue
             if base == gic.GICD_IPRIORITYR:
                 irq.priority = value & gic.PRIORITY_MASK
-                state.changed([cpu])
+                model.changed([cpu])
                 return
             if base == gic.GICD_ICFGR:
                 if intid >= gic.SGI_COUNT:      # SGIs are always edge-triggered
@@ -100,14 +100,14 @@ class IrqArrays:
             if not value >> slot & 1:
                 continue
             if base == gic.GICD_ISENABLER:
-                state.set_enabled(cpu, intid, True)
+                model.set_enabled(cpu, intid, True)
             elif base == gic.GICD_ICENABLER:
-                state.set_enabled(cpu, intid, False)
+                model.set_enabled(cpu, intid, False)
             elif base == gic.GICD_ISPENDR:
-                state.set_pending(cpu, intid, True)
+                model.set_pending(cpu, intid, True)
             elif base == gic.GICD_ICPENDR:
-                state.set_pending(cpu, intid, False)
+                model.set_pending(cpu, intid, False)
             elif base == gic.GICD_ISACTIVER:
-                state.set_active(cpu, intid, True)
+                model.set_active(cpu, intid, True)
             elif base == gic.GICD_ICACTIVER:
-                state.set_active(cpu, intid, False)
+                model.set_active(cpu, intid, False)

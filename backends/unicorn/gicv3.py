@@ -15,7 +15,6 @@ from .gic_registers import IrqArrays
 
 _IIDR = 0x0300_143B             # ARM implementation, GICv3
 _IROUTER_IRM = 1 << 31          # route to any participating PE
-_AFFINITY_MASK = 0xFF_00FF_FFFF  # Aff3 [39:32], Aff2..Aff0 [23:0] of an MPIDR/IROUTER
 _MAX_TYPER_CPU_NUMBER = 7
 
 
@@ -25,16 +24,19 @@ def _affinity_word(mpidr: int) -> int:
 
 
 class GicV3(EmulatedGic):
+    version = 3
+    group1 = True
+
     def __init__(self, description: GicDescription, mpidrs: list[int]):
         super().__init__(len(mpidrs), description.irq_count)
         self.description = description
-        self.mpidrs = [mpidr & _AFFINITY_MASK for mpidr in mpidrs]
+        self.mpidrs = [mpidr & sysregs.MPIDR_AFFINITY_MASK for mpidr in mpidrs]
         self.distributor_control = gic.GICD_CTLR_DS | gic.GICD_CTLR_ARE
-        self.spi_arrays = IrqArrays(self.state, gic.PRIVATE_INTID_COUNT, description.irq_count,
+        self.spi_arrays = IrqArrays(self.model, gic.PRIVATE_INTID_COUNT, description.irq_count,
                                     groups_read_as_one=True)
-        self.private_arrays = IrqArrays(self.state, 0, gic.PRIVATE_INTID_COUNT,
+        self.private_arrays = IrqArrays(self.model, 0, gic.PRIVATE_INTID_COUNT,
                                         groups_read_as_one=True)
-        self.routers = {intid: 0 for intid in self.state.shared}
+        self.routers = {intid: 0 for intid in self.model.shared}
         self.processor_sleep = [True] * len(mpidrs)
         self.sysreg_access_count = 0
 
@@ -54,8 +56,8 @@ class GicV3(EmulatedGic):
         if offset == gic.GICD_CTLR:
             return self.distributor_control
         if offset == gic.GICD_TYPER:
-            return (typer_it_lines(self.state.irq_count)
-                    | min(self.state.cpu_count - 1, _MAX_TYPER_CPU_NUMBER) << gic.GICD_TYPER_CPU_NUMBER_SHIFT
+            return (typer_it_lines(self.model.irq_count)
+                    | min(self.model.cpu_count - 1, _MAX_TYPER_CPU_NUMBER) << gic.GICD_TYPER_CPU_NUMBER_SHIFT
                     | gic.GICD_TYPER_ID_BITS_SPIS_ONLY << gic.GICD_TYPER_ID_BITS_SHIFT
                     | gic.GICD_TYPER_RSS)
         if offset == gic.GICD_IIDR:
@@ -75,8 +77,8 @@ class GicV3(EmulatedGic):
         if offset == gic.GICD_CTLR:
             enables = value & (gic.GICD_CTLR_ENABLE_GRP0 | gic.GICD_CTLR_ENABLE_GRP1)
             self.distributor_control = gic.GICD_CTLR_DS | gic.GICD_CTLR_ARE | enables
-            self.state.distributor_enabled = bool(enables)
-            self.state.changed()
+            self.model.distributor_enabled = bool(enables)
+            self.model.changed()
         elif self.spi_arrays.handles(offset):
             self.spi_arrays.write(cpu, offset, size, value)
         elif offset >= gic.GICD_IROUTER:
@@ -85,24 +87,45 @@ class GicV3(EmulatedGic):
                 field = ((1 << (8 * size)) - 1) << (8 * within)
                 router = (self.routers[intid] & ~field) | ((value << (8 * within)) & field)
                 self.routers[intid] = router
-                self.state.set_spi_targets(intid, self._route_mask(router))
-                self.state.changed()
+                self.model.set_spi_targets(intid, self._route_mask(router))
+                self.model.changed()
 
     def _route_mask(self, router: int) -> int:
         if router & _IROUTER_IRM:
             return 1                    # "any PE": the boot CPU takes them
-        affinity = router & _AFFINITY_MASK
+        affinity = router & sysregs.MPIDR_AFFINITY_MASK  # IROUTER's affinity fields sit as MPIDR's
         for index, mpidr in enumerate(self.mpidrs):
             if mpidr == affinity:
                 return 1 << index
         return 0
+
+    def _distributor_group_enables(self) -> int:
+        return self.distributor_control & (gic.GICD_CTLR_ENABLE_GRP0 | gic.GICD_CTLR_ENABLE_GRP1)
+
+    def _set_distributor_group_enables(self, enables: int) -> None:
+        enables &= gic.GICD_CTLR_ENABLE_GRP0 | gic.GICD_CTLR_ENABLE_GRP1
+        self.distributor_control = gic.GICD_CTLR_DS | gic.GICD_CTLR_ARE | enables
+        self.model.distributor_enabled = bool(enables)
+
+    def _spi_route(self, intid: int) -> int:
+        return self.routers[intid]
+
+    def _set_spi_route(self, intid: int, route: int) -> None:
+        self.routers[intid] = route
+        self.model.set_spi_targets(intid, self._route_mask(route))
+
+    def _redistributor_asleep(self, cpu: int) -> bool:
+        return self.processor_sleep[cpu]
+
+    def _set_redistributor_asleep(self, cpu: int, asleep: bool) -> None:
+        self.processor_sleep[cpu] = asleep
 
     # --- redistributors ---------------------------------------------------------------
 
     def redistributor_read(self, _cpu: int, offset: int, size: int) -> int:
         self.access_count += 1
         target, within = divmod(offset, gic.GICR_STRIDE)
-        if target >= self.state.cpu_count:
+        if target >= self.model.cpu_count:
             return 0
         if within >= gic.GICR_SGI_BASE:
             within -= gic.GICR_SGI_BASE
@@ -124,14 +147,14 @@ class GicV3(EmulatedGic):
         return 0
 
     def _typer(self, target: int) -> int:
-        last = gic.GICR_TYPER_LAST if target == self.state.cpu_count - 1 else 0
+        last = gic.GICR_TYPER_LAST if target == self.model.cpu_count - 1 else 0
         return (_affinity_word(self.mpidrs[target]) << gic.GICR_TYPER_AFFINITY_SHIFT
                 | target << gic.GICR_TYPER_PROCESSOR_NUMBER_SHIFT | last)
 
     def redistributor_write(self, _cpu: int, offset: int, size: int, value: int) -> None:
         self.access_count += 1
         target, within = divmod(offset, gic.GICR_STRIDE)
-        if target >= self.state.cpu_count:
+        if target >= self.model.cpu_count:
             return
         if within >= gic.GICR_SGI_BASE:
             within -= gic.GICR_SGI_BASE
@@ -146,10 +169,10 @@ class GicV3(EmulatedGic):
         if not sysregs.is_icc_el1_register(reg):
             return None
         self.sysreg_access_count += 1
-        state = self.state
-        interface = state.cpus[cpu]
+        model = self.model
+        interface = model.cpus[cpu]
         if reg == sysregs.ICC_IAR1_EL1 or reg == sysregs.ICC_IAR0_EL1:
-            return state.acknowledge(cpu)[0]
+            return model.acknowledge(cpu)[0]
         if reg == sysregs.ICC_SRE_EL1:
             return gic.ICC_SRE_SRE | gic.ICC_SRE_DFB | gic.ICC_SRE_DIB
         if reg == sysregs.ICC_PMR_EL1:
@@ -164,7 +187,7 @@ class GicV3(EmulatedGic):
         if reg == sysregs.ICC_RPR_EL1:
             return interface.running_priority
         if reg in (sysregs.ICC_HPPIR1_EL1, sysregs.ICC_HPPIR0_EL1):
-            return state.highest_pending_intid(cpu)
+            return model.highest_pending_intid(cpu)
         if sysregs.is_icc_el1_register(reg):
             return 0                    # AP0R/AP1R, IGRPEN0 and other ICC registers: zero
         return None
@@ -172,18 +195,18 @@ class GicV3(EmulatedGic):
     def sysreg_write(self, cpu: int, reg: SysReg, value: int) -> bool:
         if not sysregs.is_icc_el1_register(reg):
             return False
-        state = self.state
-        interface = state.cpus[cpu]
+        model = self.model
+        interface = model.cpus[cpu]
         if reg == sysregs.ICC_EOIR1_EL1 or reg == sysregs.ICC_EOIR0_EL1:
-            state.end_of_interrupt(cpu, value & gic.ICC_IAR_INTID_MASK)
+            model.end_of_interrupt(cpu, value & gic.ICC_IAR_INTID_MASK)
         elif reg == sysregs.ICC_DIR_EL1:
-            state.deactivate(cpu, value & gic.ICC_IAR_INTID_MASK)
+            model.deactivate(cpu, value & gic.ICC_IAR_INTID_MASK)
         elif reg == sysregs.ICC_PMR_EL1:
             interface.priority_mask = value & gic.PRIORITY_MASK
-            state.changed([cpu])
+            model.changed([cpu])
         elif reg == sysregs.ICC_IGRPEN1_EL1:
             interface.enabled = bool(value & gic.ICC_IGRPEN_ENABLE)
-            state.changed([cpu])
+            model.changed([cpu])
         elif reg == sysregs.ICC_CTLR_EL1:
             interface.eoi_mode_split = bool(value & gic.ICC_CTLR_EOI_MODE)
         elif reg in (sysregs.ICC_BPR1_EL1, sysregs.ICC_BPR0_EL1):
@@ -200,7 +223,7 @@ class GicV3(EmulatedGic):
     def _send_sgi(self, cpu: int, value: int) -> None:
         intid = (value >> gic.ICC_SGI1R_INTID_SHIFT) & 0xF
         if value & gic.ICC_SGI1R_IRM:
-            targets = [index for index in range(self.state.cpu_count) if index != cpu]
+            targets = [index for index in range(self.model.cpu_count) if index != cpu]
         else:
             upper = (((value >> gic.ICC_SGI1R_AFF3_SHIFT) & 0xFF) << 32
                      | ((value >> gic.ICC_SGI1R_AFF2_SHIFT) & 0xFF) << 16
@@ -212,4 +235,4 @@ class GicV3(EmulatedGic):
                       for bit in range(gic.ICC_SGI1R_TARGETS_PER_RANGE) if target_list >> bit & 1}
             targets = [index for index, mpidr in enumerate(self.mpidrs) if mpidr in wanted]
         for target in targets:
-            self.state.send_sgi(target, intid, cpu)
+            self.model.send_sgi(target, intid, cpu)

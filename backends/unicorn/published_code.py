@@ -19,48 +19,54 @@ instruction runs meanwhile.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import Counter
+from collections.abc import Callable
+
+from unicorn import Uc
 
 from petard.core.arch import sysregs
+from petard.core.layout import PAGE_SIZE
+from petard.core.memory import GuestMemory
 
 from . import cpu
 from .guest_va import TranslationFault, translate
 
-if TYPE_CHECKING:
-    from .vcpu import UnicornVcpu
-    from .vm import UnicornVm
-
-PAGE_SIZE = 0x1000
+# (VA of the page, its physical address, stats) -> whether spin hints were patched into it.
+PagePatcher = Callable[[int, int, Counter], bool]
 
 
 class PublishedCode:
-    def __init__(self, vm: UnicornVm):
-        self.vm = vm
-        self.memory = vm.memory
-        region = vm.machine.kernel_region
-        self._image = range(region[0], region[0] + region[1]) if region is not None else range(0)
+    """For the engine `uc`, whose current vCPU published the pages; `patch_page` (the SMP
+    spin-hint patcher, or None) may write into a published page before it runs."""
+
+    def __init__(self, uc: Uc, memory: GuestMemory, kernel_region: tuple[int, int] | None,
+                 patch_page: PagePatcher | None):
+        self.uc = uc
+        self.memory = memory
+        self.patch_page = patch_page
+        self._image = range(kernel_region[0], sum(kernel_region)) if kernel_region is not None else range(0)
         # VA - PA of the kernel image's mapping, once two published pages agree on it (one
         # page alone could be a single-page alias, such as a fixmap slot).
         self._image_va_offset: int | None = None
         self._offset_seen: int | None = None
         self._first_page: int | None = None
 
-    def on_ic_ivau(self, vcpu: UnicornVcpu, page: int) -> None:
+    def on_ic_ivau(self, page: int, stats: Counter) -> None:
         """The guest published the page at VA `page`."""
-        physical = self._physical(vcpu, page)
+        physical = self._physical(page)
         if physical is None:
             return
-        smp = self.vm.smp
-        patched = smp is not None and smp.patch_published_page(vcpu, page, physical)
+        patched = self.patch_page is not None and self.patch_page(page, physical, stats)
         if patched or physical not in self._image:
-            drop_translations_of_physical_page(vcpu, physical)
+            drop_translations_of_physical_page(self.uc, physical)
+            stats["published-page-invalidations"] += 1
 
-    def _physical(self, vcpu: UnicornVcpu, page: int) -> int | None:
+    def _physical(self, page: int) -> int | None:
         offset = self._image_va_offset
         if offset is not None and page - offset in self._image:
             return page - offset        # the image stays mapped where it is (no walk)
         try:
-            physical = translate(vcpu.uc, self.memory.read_u64, page)
+            physical = translate(self.uc, self.memory.read_u64, page)
         except TranslationFault:
             return None
         if not self.memory.contains(physical, PAGE_SIZE):
@@ -74,12 +80,10 @@ class PublishedCode:
         return physical
 
 
-def drop_translations_of_physical_page(vcpu: UnicornVcpu, physical: int) -> None:
-    uc = vcpu.uc
+def drop_translations_of_physical_page(uc: Uc, physical: int) -> None:
     sctlr = cpu.read_sysreg(uc, sysregs.SCTLR_EL1)
     cpu.write_sysreg(uc, sysregs.SCTLR_EL1, sctlr & ~sysregs.SCTLR_EL1_M)
     try:
         uc.ctl_remove_cache(physical, physical + PAGE_SIZE)
     finally:
         cpu.write_sysreg(uc, sysregs.SCTLR_EL1, sctlr)
-    vcpu.stats["published-page-invalidations"] += 1

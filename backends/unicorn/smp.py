@@ -18,86 +18,77 @@ Nothing here is installed for a single vCPU.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import Counter
+from collections.abc import Callable
+
+from petard.core.layout import PAGE_SIZE
+from petard.core.memory import GuestMemory
 
 from .guest_va import TranslationFault
 from .spin_sites import SPIN_CALL, find_spin_sites, patch_spin_sites
 
-if TYPE_CHECKING:
-    from .vcpu import UnicornVcpu
-    from .vm import UnicornVm
-
-PAGE_SIZE = 0x1000
 # Linux arm64 (48-bit VA): kernel image, modules, BPF JIT and vmalloc live from here up; the
 # linear map (through which user pages are cleaned) lies below.
 KERNEL_CODE_VA_START = 0xFFFF_8000_0000_0000
 
 
 class SmpSupport:
-    def __init__(self, vm: UnicornVm):
-        self.vm = vm
-        self.spin_site_count = self._patch_spin_sites()
+    """`fetch(va)` reads an instruction word by guest virtual address; `another_can_run(vcpu)`
+    is the scheduler's answer to "could a vCPU other than this one run now"."""
+
+    def __init__(self, memory: GuestMemory, kernel_region: tuple[int, int] | None,
+                 fetch: Callable[[int], int], another_can_run: Callable[[object], bool]):
+        self.memory = memory
+        self.fetch = fetch
+        self.another_can_run = another_can_run
+        self.spin_site_count = self._patch_spin_sites(kernel_region)
         self.published_code_va_start = KERNEL_CODE_VA_START
         self._spin_call_sites: dict[int, bool] = {}     # HVC address (VA) -> is a spin call
 
     # --- set-up ---------------------------------------------------------------------
 
-    def _patch_spin_sites(self) -> int:
+    def _patch_spin_sites(self, kernel_region: tuple[int, int] | None) -> int:
         """Turn the loaded kernel's spin hints into VMM calls; returns how many."""
-        region = self.vm.machine.kernel_region
-        if region is None:
+        if kernel_region is None:
             return 0
-        base, size = region
-        sites = find_spin_sites(self.vm.memory.read(base, size))
-        patch_spin_sites(self.vm.memory.write_u32, base, sites)
+        base, size = kernel_region
+        sites = find_spin_sites(self.memory.read(base, size))
+        patch_spin_sites(self.memory.write_u32, base, sites)
         return len(sites)
 
     # --- code the guest publishes -------------------------------------------------
 
-    def patch_published_page(self, vcpu: UnicornVcpu, page: int, physical: int) -> bool:
+    def patch_published_page(self, page: int, physical: int, stats: Counter) -> bool:
         """The guest published the page at VA `page` (physical address `physical`): if it is
         kernel code, patch its spin hints. True if anything was patched."""
         if page < self.published_code_va_start:
             return False
-        memory = self.vm.memory
+        memory = self.memory
         sites = find_spin_sites(memory.read(physical, PAGE_SIZE))
         if not sites:
             return False
         patch_spin_sites(memory.write_u32, physical, sites)
         self.spin_site_count += len(sites)
-        vcpu.stats["spin-sites-patched-later"] += len(sites)
+        stats["spin-sites-patched-later"] += len(sites)
         return True
 
-    def is_spin_call(self, vcpu: UnicornVcpu, hvc_address: int) -> bool:
+    # --- spinning -----------------------------------------------------------------
+
+    def is_spin_call(self, hvc_address: int) -> bool:
         """Is the HVC just executed at `hvc_address` one of the patched spin hints?"""
         known = self._spin_call_sites.get(hvc_address)
         if known is None:
             try:
-                known = self.vm.instructions.fetch(vcpu.uc, hvc_address) == SPIN_CALL
+                known = self.fetch(hvc_address) == SPIN_CALL
             except TranslationFault:
                 return False
             self._spin_call_sites[hvc_address] = known
         return known
 
-    def on_spin_call(self, vcpu: UnicornVcpu) -> bool:
-        """The vCPU is spinning: True if it should give way (another vCPU could run)."""
-        vcpu.stats["spin-calls"] += 1
-        if self._another_can_run(vcpu):
-            vcpu.stats["spin-yields"] += 1
+    def should_yield(self, vcpu: object, stats: Counter) -> bool:
+        """`vcpu` is spinning: True if it should give way (another vCPU could run)."""
+        stats["spin-calls"] += 1
+        if self.another_can_run(vcpu):
+            stats["spin-yields"] += 1
             return True
-        return False
-
-    # --- scheduling and maintenance -------------------------------------------------
-
-    def _others(self, vcpu: UnicornVcpu):
-        return (other for other in self.vm.vcpus if other is not vcpu)
-
-    def _another_can_run(self, vcpu: UnicornVcpu) -> bool:
-        from .vcpu import PowerState
-        for other in self._others(vcpu):
-            if other.power is PowerState.ON_PENDING:
-                return True
-            if other.power is PowerState.ON and (
-                    not other.halted or self.vm.gic.irq_signalled(other.index)):
-                return True
         return False

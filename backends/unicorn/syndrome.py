@@ -18,6 +18,7 @@ from unicorn import UC_HOOK_INTR, UC_PROT_ALL, Uc, UcError
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
 from petard.core.arch import esr, insn, sysregs
+from petard.core.backend import BackendUnavailableError
 
 from . import cpu, qemu_exceptions
 
@@ -25,8 +26,8 @@ _EXCEPTION_STRUCT = struct.Struct("<IIQI")     # syndrome, fsr, vaddress, target
 _uc_context_save = _uclib.uc_context_save
 
 
-class UnicornSelfTestError(RuntimeError):
-    pass
+class UnicornSelfTestError(BackendUnavailableError):
+    """This Unicorn build does not let petard recover exception syndromes."""
 
 
 class ExceptionDetails(NamedTuple):

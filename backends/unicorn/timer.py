@@ -4,14 +4,20 @@ Unicorn counts CNTVCT/CNTPCT from the host's monotonic clock (62.5 MHz, 16 ns pe
 discards guest writes to the timer registers and never raises the timer interrupt. This
 module emulates writes to CNTV_/CNTP_ CTL/CVAL/TVAL, keeps the registers Unicorn shows the
 guest (CTL.ISTATUS, CVAL) up to date with raw writes, and computes the PPI levels.
+
+The virtual counter runs `virtual_offset` ticks behind the physical one (CNTVOFF_EL2, which
+Unicorn applies to CNTVCT_EL0 itself): zero from boot, and set by a state restore so that
+the guest's virtual time goes on from the count it had when the state was saved.
 """
 
 import time
 
 from unicorn import Uc
 
-from petard.core.arch import gic, sysregs
+from petard.core import layout
+from petard.core.arch import sysregs
 from petard.core.arch.sysregs import SysReg
+from petard.core.vcpu_state import TimerState
 
 from . import cpu
 
@@ -45,7 +51,7 @@ def _signed32(value: int) -> int:
 
 
 class _Channel:
-    __slots__ = ("name", "intid", "ctl_reg", "cval_reg", "ctl", "cval", "level")
+    __slots__ = ("name", "intid", "ctl_reg", "cval_reg", "ctl", "cval", "level", "offset")
 
     def __init__(self, name: str, intid: int, ctl_reg: SysReg, cval_reg: SysReg):
         self.name = name
@@ -55,16 +61,18 @@ class _Channel:
         self.ctl = 0
         self.cval = 0
         self.level = False
+        self.offset = 0             # ticks this channel's counter runs behind the physical one
 
     def fired(self, now: int) -> bool:
-        return bool(self.ctl & sysregs.CNT_CTL_ENABLE) and now >= self.cval
+        """`now` is the physical count."""
+        return bool(self.ctl & sysregs.CNT_CTL_ENABLE) and now - self.offset >= self.cval
 
 
 class GenericTimer:
     def __init__(self):
-        self.virtual = _Channel("virtual", gic.INTID_VIRT_TIMER,
+        self.virtual = _Channel("virtual", layout.TIMER_VIRT_INTID,
                                 sysregs.CNTV_CTL_EL0, sysregs.CNTV_CVAL_EL0)
-        self.physical = _Channel("physical", gic.INTID_NONSECURE_PHYS_TIMER,
+        self.physical = _Channel("physical", layout.TIMER_NONSECURE_PHYS_INTID,
                                  sysregs.CNTP_CTL_EL0, sysregs.CNTP_CVAL_EL0)
         self.channels = (self.virtual, self.physical)
         # MSR target -> (channel, what)
@@ -85,7 +93,7 @@ class GenericTimer:
             channel.cval = value & _U64
             cpu.write_sysreg(uc, channel.cval_reg, channel.cval)
         else:
-            channel.cval = (counter_now() + _signed32(value)) & _U64
+            channel.cval = (counter_now() - channel.offset + _signed32(value)) & _U64
             cpu.write_sysreg(uc, channel.cval_reg, channel.cval)
         return channel.intid, self._publish_status(uc, channel, counter_now())
 
@@ -119,6 +127,30 @@ class GenericTimer:
         for channel in self.channels:
             if channel.ctl & sysregs.CNT_CTL_ENABLE and not channel.ctl & sysregs.CNT_CTL_IMASK \
                     and not channel.level:
-                at = ticks_to_monotonic_ns(channel.cval)
+                at = ticks_to_monotonic_ns(channel.cval + channel.offset)
                 deadline = at if deadline is None else min(deadline, at)
         return deadline
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def virtual_offset(self) -> int:
+        return self.virtual.offset
+
+    def save(self) -> TimerState:
+        return TimerState(virtual_ctl=self.virtual.ctl, virtual_cval=self.virtual.cval,
+                          physical_ctl=self.physical.ctl, physical_cval=self.physical.cval,
+                          virtual_count=(counter_now() - self.virtual.offset) & _U64)
+
+    def restore(self, uc: Uc, state: TimerState) -> None:
+        """Load `state` (into `uc` too, the engine holding this vCPU): the virtual counter
+        goes on from `state.virtual_count`."""
+        self.virtual.offset = counter_now() - state.virtual_count     # negative: ahead of it
+        cpu.write_sysreg(uc, sysregs.CNTVOFF_EL2, self.virtual.offset & _U64)
+        for channel, ctl, cval in ((self.virtual, state.virtual_ctl, state.virtual_cval),
+                                   (self.physical, state.physical_ctl, state.physical_cval)):
+            channel.ctl = ctl & (sysregs.CNT_CTL_ENABLE | sysregs.CNT_CTL_IMASK)
+            channel.cval = cval & _U64
+            channel.level = False
+            cpu.write_sysreg(uc, channel.cval_reg, channel.cval)
+            self._publish_status(uc, channel, counter_now())

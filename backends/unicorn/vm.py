@@ -3,15 +3,15 @@
 One host thread because Unicorn's exclusives are not atomic across threads and a running
 engine cannot be stopped safely from outside (see docs/unicorn-smp.md): each vCPU runs one
 slice in turn with its state loaded into the shared engine; with more than one vCPU, smp.py
-adds spin-wait yielding.
-Scheduling: round-robin over the vCPUs that can run (powered on, not waiting in WFI, or
-waiting with an interrupt signalled); a vCPU an interrupt is signalled to while another runs
-cuts that one's slice short and goes next; a slice also ends by the next timer deadline of
-any other vCPU. Halted and powered-off vCPUs cost nothing but a check between slices.
+adds spin-wait yielding. The scheduler (scheduler.py) picks the vCPU; the slice ends with a
+`VcpuStop` value and `_handle_stop` alone decides what it means for the VM (Firecracker's
+`handle_kvm_exit`): a WFI halts the vCPU, CPU_OFF powers it off, SYSTEM_OFF/RESET and fatal
+errors end the VM.
 The loop also runs the devices' due clock callbacks, sleeps while every vCPU waits in WFI
 (until the next timer deadline, device event or wake-up), and honours pause/resume/stop
 requests from other threads at slice boundaries only, so a paused guest (all its vCPUs)
-continues exactly.
+continues exactly. While paused (or before the first run) the machine's state can be saved,
+and a new VM can be given a saved state before it runs.
 """
 
 from __future__ import annotations
@@ -22,26 +22,25 @@ import time
 import weakref
 from collections import Counter
 
-from petard.core.backend import (
-    ExitReason, GicVersion, MachineDescription, Vm, VmExit)
+from petard.core.backend import (PAUSE_TIMEOUT_S, BackendError, ExitReason, GicVersion, MachineDescription,
+                                 MachineState, PauseTimeoutError, Vm, VmExit, state_mismatch)
+from petard.core.vcpu_state import VcpuState
 
 from .engine import SharedEngine
+from .fatal import fatal_exit
 from .gic_common import EmulatedGic
 from .gicv2 import GicV2
 from .gicv3 import GicV3
-from .guest_va import InstructionReader
+from .ports import StopReason, VcpuStop
 from .psci import PsciFirmware
+from .published_code import PublishedCode
+from .scheduler import Scheduler
 from .smp import SmpSupport
 from .syndrome import ExceptionDetailsReader
-from .vcpu import PowerState, UnicornVcpu, msr_classes
+from .vcpu import UnicornVcpu, msr_classes
 
 DEFAULT_SLICE_NS = 4_000_000        # how long a vCPU runs before the next safe stop
 MAX_IDLE_SLEEP_S = 1.0              # idle sleeps are re-evaluated at least this often
-
-
-class PauseTimeoutError(TimeoutError):
-    pass
-
 
 # VMs whose loop is running: stopped at interpreter exit, because tearing Unicorn down under
 # a thread that is still inside emu_start crashes the process ("corrupted double-linked list").
@@ -61,17 +60,20 @@ class UnicornVm(Vm):
                  slice_ns: int = DEFAULT_SLICE_NS):
         self.machine = machine
         self.memory = machine.memory
-        self.mmio_bus = machine.mmio_bus
-        self.exception_details = exception_details
         self.slice_ns = slice_ns
         self.gic = self._create_gic(machine)
-        self.gic.state.on_change = self._on_interrupt_change
-        self.instructions = InstructionReader(self.memory.read_u64, self.memory.read_u32)
-        self.psci = PsciFirmware(self)
-        self.engine = SharedEngine(self, msr_classes())
-        self.vcpus = [UnicornVcpu(self, index, mpidr)
-                      for index, mpidr in enumerate(machine.vcpu_mpidrs)]
-        self.smp = SmpSupport(self) if machine.vcpu_count > 1 else None
+        self.gic.model.on_change = self._on_interrupt_change
+        self.vcpus: list[UnicornVcpu] = []
+        self.scheduler = Scheduler(self.vcpus, self.gic.irq_signalled)
+        self.engine = SharedEngine(machine.memory, machine.mmio_bus, self.gic.mmio_regions(), exception_details,
+                                   msr_classes(), lambda page, stats: self.published_code.on_ic_ivau(page, stats))
+        self.smp = SmpSupport(machine.memory, machine.kernel_region, self.engine.fetch,
+                              self.scheduler.another_can_run) if machine.vcpu_count > 1 else None
+        self.published_code = PublishedCode(self.engine.uc, machine.memory, machine.kernel_region,
+                                            self.smp.patch_published_page if self.smp is not None else None)
+        self.psci = PsciFirmware(self.vcpus, machine.memory.contains)
+        self.vcpus.extend(UnicornVcpu(index, mpidr, self.engine, self.gic, self.psci, self.smp)
+                          for index, mpidr in enumerate(machine.vcpu_mpidrs))
         boot = machine.boot
         self.vcpus[0].power_on(boot.pc, boot.x0, boot.pstate)
         self._wake_event = threading.Event()
@@ -80,13 +82,10 @@ class UnicornVm(Vm):
         self._resume = threading.Event()
         self._stop_requested = False
         self._running = False
-        self._cursor = 0                        # round-robin position
-        self._current: UnicornVcpu | None = None   # the vCPU inside run_slice, if any
+        self._ran = False
         self.finished = threading.Event()
         self.idle_seconds = 0.0
         self.exit: VmExit | None = None
-        if machine.device_events is not None:
-            machine.device_events.set_wakeup(self.wake)
 
     @staticmethod
     def _create_gic(machine: MachineDescription) -> EmulatedGic:
@@ -108,10 +107,11 @@ class UnicornVm(Vm):
         """Cut an idle sleep short (any thread)."""
         self._wake_event.set()
 
-    def pause(self, timeout: float | None = 10.0) -> None:
+    def pause(self, timeout: float | None = PAUSE_TIMEOUT_S) -> None:
         """Returns once the vCPU loop is parked at a slice boundary (or the VM is not running:
         then `run()` parks before the first instruction). Raises PauseTimeoutError if the
-        guest reaches no safe stop point in `timeout` seconds (a kernel loop without any)."""
+        guest reaches no safe stop point in `timeout` seconds (a kernel loop without any); the
+        pause is then withdrawn and the guest runs on as if never asked."""
         self._resume.clear()
         self._pause_requested = True
         if not self._running:
@@ -121,6 +121,7 @@ class UnicornVm(Vm):
             vcpu.request_stop()
         self.wake()
         if not self._paused.wait(timeout):
+            self.resume()
             raise PauseTimeoutError("the guest did not reach a safe stop point in time")
 
     def resume(self) -> None:
@@ -134,8 +135,27 @@ class UnicornVm(Vm):
         self._resume.set()
         self.wake()
 
-    def vcpu_registers(self, index: int) -> dict[str, int]:
-        return self.vcpus[index].registers()
+    def vcpu_state(self, index: int) -> VcpuState:
+        self._check_stopped("read a vCPU's state")
+        return self.vcpus[index].save_state()
+
+    def save_state(self) -> MachineState:
+        self._check_stopped("save the machine's state")
+        return MachineState([vcpu.save_state() for vcpu in self.vcpus], self.gic.save_state())
+
+    def restore_state(self, state: MachineState) -> None:
+        if self._ran:
+            raise BackendError("a state can only be restored into a VM that has not run yet")
+        problem = state_mismatch(state, self.machine)
+        if problem is not None:
+            raise BackendError(f"the saved state does not fit this machine: {problem}")
+        for vcpu, vcpu_state in zip(self.vcpus, state.vcpus):
+            vcpu.restore_state(vcpu_state)
+        self.gic.restore_state(state.gic)
+
+    def _check_stopped(self, what: str) -> None:
+        if self._running and not self.paused:
+            raise BackendError(f"pause the VM to {what}")
 
     def stats(self) -> Counter:
         """Callback and event counts summed over the vCPUs, plus GIC accesses."""
@@ -157,8 +177,11 @@ class UnicornVm(Vm):
 
     def run(self) -> VmExit:
         self._running = True
+        self._ran = True
         self.finished.clear()
         _running_vms.add(self)
+        if self.machine.device_events is not None:
+            self.machine.device_events.set_wakeup(self.wake)
         try:
             return self._loop()
         finally:
@@ -169,6 +192,7 @@ class UnicornVm(Vm):
 
     def _loop(self) -> VmExit:
         events = self.machine.device_events
+        scheduler = self.scheduler
         while True:
             if self._stop_requested:
                 return self._finish(self.exit or VmExit(ExitReason.STOPPED, "stopped by the VMM"))
@@ -179,49 +203,36 @@ class UnicornVm(Vm):
                 deadline = events.next_deadline()
                 if deadline is not None and deadline <= time.monotonic():
                     events.run_due()
-            vcpu = self._next_vcpu()
+            vcpu = scheduler.next_vcpu()
             if vcpu is None:
                 if not (self._stop_requested or self._pause_requested):
                     self._idle()
                 continue
-            self._current = vcpu
-            vcpu.run_slice(self.slice_ns, self._other_timer_deadline(vcpu))
-            self._current = None
-            if vcpu.exit is not None:
-                return self._finish(vcpu.exit)
+            scheduler.current = vcpu
+            stop = vcpu.run_slice(self.slice_ns, scheduler.other_timer_deadline(vcpu))
+            scheduler.current = None
+            vm_exit = self._handle_stop(vcpu, stop)
+            if vm_exit is not None:
+                return self._finish(vm_exit)
 
-    def _next_vcpu(self) -> UnicornVcpu | None:
-        """Round-robin over the runnable vCPUs, except that one an interrupt was signalled to
-        while another ran goes first (it got that one's slice cut short)."""
-        count = len(self.vcpus)
-        runnable = []
-        for step in range(count):
-            vcpu = self.vcpus[(self._cursor + step) % count]
-            if vcpu.power is PowerState.OFF:
-                continue
-            if vcpu.halted and not vcpu.wake_if_interrupted():
-                continue
-            if vcpu.kicked:
-                runnable = [vcpu]
-                break
-            runnable.append(vcpu)
-        if not runnable:
-            return None
-        chosen = runnable[0]
-        chosen.kicked = False
-        self._cursor = (chosen.index + 1) % count
-        return chosen
-
-    def _other_timer_deadline(self, running: UnicornVcpu) -> int | None:
-        """When the next timer of another powered-on vCPU fires (monotonic ns): the running
-        vCPU's slice must end by then so that interrupt is not a whole slice late."""
-        deadline = None
-        for vcpu in self.vcpus:
-            if vcpu is not running and vcpu.power is PowerState.ON:
-                at = vcpu.timer.next_deadline_ns()
-                if at is not None and (deadline is None or at < deadline):
-                    deadline = at
-        return deadline
+    def _handle_stop(self, vcpu: UnicornVcpu, stop: VcpuStop) -> VmExit | None:
+        """What a vCPU's stop means: the VM's exit, or None to go on (the vCPU still holds
+        the engine, so a fatal report reads its registers)."""
+        reason = stop.reason
+        if reason is StopReason.WFI:
+            vcpu.halt()
+        elif reason is StopReason.CPU_OFF:
+            vcpu.power_off()
+        elif reason is StopReason.SYSTEM_OFF:
+            return VmExit(ExitReason.POWER_OFF, "guest requested PSCI SYSTEM_OFF", vcpu.index)
+        elif reason is StopReason.SYSTEM_RESET:
+            return VmExit(ExitReason.RESET, "guest requested PSCI SYSTEM_RESET", vcpu.index)
+        elif reason is StopReason.FATAL:
+            return fatal_exit(stop.message, vcpu.index, vcpu.save_state(),
+                              lambda va: self.engine.fetch(va, cache=False))
+        elif reason is StopReason.UNEXPLAINED:
+            vcpu.stats["unexplained-returns"] += 1
+        return None
 
     def _finish(self, vm_exit: VmExit) -> VmExit:
         self.exit = vm_exit
@@ -235,42 +246,28 @@ class UnicornVm(Vm):
     def _idle(self) -> None:
         """Every vCPU is off or in WFI: sleep until something can wake one."""
         self._wake_event.clear()
-        if any(vcpu.power is PowerState.ON_PENDING for vcpu in self.vcpus):
+        scheduler = self.scheduler
+        if scheduler.any_starting():
             return
-        if not any(vcpu.power is PowerState.ON for vcpu in self.vcpus):
+        if scheduler.all_off():
             self.exit = VmExit(ExitReason.FATAL_ERROR, "every vCPU is powered off (PSCI CPU_OFF)")
             self._stop_requested = True
             return
-        deadlines = [deadline / 1e9 for vcpu in self.vcpus
-                     if vcpu.power is PowerState.ON
-                     and (deadline := vcpu.timer.next_deadline_ns()) is not None]
+        deadlines = [deadline / 1e9 for deadline in scheduler.timer_deadlines_ns()]
         events = self.machine.device_events
         if events is not None and (event_deadline := events.next_deadline()) is not None:
             deadlines.append(event_deadline)
         now = time.monotonic()
         timeout = min([MAX_IDLE_SLEEP_S] + [max(0.0, d - now) for d in deadlines])
-        if any(vcpu.halted and self.gic.irq_signalled(vcpu.index) for vcpu in self.vcpus):
+        if scheduler.any_halted_with_interrupt():
             return
         started = time.monotonic()
         self._wake_event.wait(timeout)
         self.idle_seconds += time.monotonic() - started
 
     def _on_interrupt_change(self, cpus) -> None:
-        """The GIC may now signal an IRQ to `cpus`: get them to a stop point soon and, if one
-        of them is not the vCPU running now, end the running one's slice at its next safe
-        point so the scheduler turns to it (any thread)."""
-        woke = False
-        current = self._current
-        for index in cpus:
-            vcpu = self.vcpus[index]
-            if self.gic.irq_signalled(index):
-                vcpu.irq_wanted = True
-                vcpu.request_stop()
-                if current is not None and vcpu is not current:
-                    vcpu.kicked = True
-                    current.request_stop()
-                woke = True
-        if woke:
+        """The GIC may now signal an IRQ to `cpus` (any thread)."""
+        if self.scheduler.interrupt_changed(cpus):
             self.wake()
 
     def close(self) -> None:

@@ -9,11 +9,6 @@ SGI_COUNT = 16
 PRIVATE_INTID_COUNT = 32         # SGIs + PPIs, banked per CPU
 SPURIOUS_INTID = 1023
 
-# Architected PPIs (INTIDs) used by the generic timer (FDT "arm,armv8-timer" PPIs 13/14/11/10).
-INTID_SECURE_PHYS_TIMER = 29
-INTID_NONSECURE_PHYS_TIMER = 30
-INTID_VIRT_TIMER = 27
-INTID_HYP_TIMER = 26
 IDLE_PRIORITY = 0xFF             # running priority with nothing active
 
 # Distributor (both versions unless marked).

@@ -17,19 +17,29 @@ class SysReg(NamedTuple):
 # Identification / control.
 MIDR_EL1 = SysReg(3, 0, 0, 0, 0)
 MPIDR_EL1 = SysReg(3, 0, 0, 0, 5)
+CSSELR_EL1 = SysReg(3, 2, 0, 0, 0)
 SCTLR_EL1 = SysReg(3, 0, 1, 0, 0)
+CPACR_EL1 = SysReg(3, 0, 1, 0, 2)
 TTBR0_EL1 = SysReg(3, 0, 2, 0, 0)
 TTBR1_EL1 = SysReg(3, 0, 2, 0, 1)
 TCR_EL1 = SysReg(3, 0, 2, 0, 2)
 SPSR_EL1 = SysReg(3, 0, 4, 0, 0)
 ELR_EL1 = SysReg(3, 0, 4, 0, 1)
 SP_EL0 = SysReg(3, 0, 4, 1, 0)
+AFSR0_EL1 = SysReg(3, 0, 5, 1, 0)
+AFSR1_EL1 = SysReg(3, 0, 5, 1, 1)
 ESR_EL1 = SysReg(3, 0, 5, 2, 0)
 FAR_EL1 = SysReg(3, 0, 6, 0, 0)
+PAR_EL1 = SysReg(3, 0, 7, 4, 0)
 MAIR_EL1 = SysReg(3, 0, 10, 2, 0)
+AMAIR_EL1 = SysReg(3, 0, 10, 3, 0)
 VBAR_EL1 = SysReg(3, 0, 12, 0, 0)
+CONTEXTIDR_EL1 = SysReg(3, 0, 13, 0, 1)
 TPIDR_EL1 = SysReg(3, 0, 13, 0, 4)
+TPIDR_EL0 = SysReg(3, 3, 13, 0, 2)
+TPIDRRO_EL0 = SysReg(3, 3, 13, 0, 3)
 CNTKCTL_EL1 = SysReg(3, 0, 14, 1, 0)
+MDSCR_EL1 = SysReg(2, 0, 0, 2, 2)
 DAIF = SysReg(3, 3, 4, 2, 1)
 
 # Higher exception levels (written by the VMM, playing firmware, before boot).
@@ -82,6 +92,14 @@ DC_ZVA = SysReg(1, 3, 7, 4, 1)
 SYSREG_NAMES = {value: name for name, value in list(globals().items())
                 if isinstance(value, SysReg)}
 
+# The EL1 context a guest kernel keeps in system registers, besides the ones a vCPU's state
+# names on their own (SP_EL0/SP_EL1, ELR_EL1, SPSR_EL1, the timer): what saving and restoring
+# a vCPU carries, on every backend, by these names.
+CONTEXT_REGISTERS = {name: globals()[name] for name in (
+    "SCTLR_EL1", "CPACR_EL1", "TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "ESR_EL1", "FAR_EL1",
+    "AFSR0_EL1", "AFSR1_EL1", "PAR_EL1", "MAIR_EL1", "AMAIR_EL1", "VBAR_EL1", "CONTEXTIDR_EL1",
+    "TPIDR_EL1", "TPIDR_EL0", "TPIDRRO_EL0", "CNTKCTL_EL1", "CSSELR_EL1", "MDSCR_EL1")}
+
 
 def sysreg_name(reg: SysReg) -> str:
     return SYSREG_NAMES.get(reg, "S{}_{}_C{}_C{}_{}".format(*reg))
@@ -112,6 +130,7 @@ SCTLR_EL1_RESET = 0x00C5_0838
 
 MPIDR_EL1_RES1 = 1 << 31    # bit 31 of MPIDR_EL1 reads as one
 MPIDR_AFF0_MASK = 0xFF
+MPIDR_AFFINITY_MASK = 0xFF_00FF_FFFF    # Aff3 [39:32], Aff2..Aff0 [23:0]: what names a CPU
 
 _ICC_EL1_CRM = (8, 9, 11, 12)     # CRn 12 groups holding ICC_*_EL1 (CRm 0/1 are VBAR/ISR)
 

@@ -2,7 +2,7 @@
 real loader and run by the real machine builder (machine, plugin and MMIO-benchmark tests).
 
     image = build_image(tmp_path, BODY, DEVICE=0x4000_3000)
-    machine = Machine.build(MachineSpec(kernel_path=image, cmdline="", devices=[...]), manager)
+    machine = Machine.build(MachineSpec(kernel_path=image, cmdline="", backend="unicorn", devices=[...]), manager)
 
 The body starts at label ``entry`` with the FDT address in x0 and ends with ``system_off``.
 Needs binutils-aarch64-linux-gnu.

@@ -10,6 +10,9 @@ counts come from pytest's JUnit XML report. The selections:
   Unicorn): rootfs-drive boot with a file written, synced and read back with debugfs,
   /dev/vdb, a read-only drive, /dev/hwrng; and synced data surviving kill -9 with PATCH
   /drives swapping a backing file. Two guest boots.
+* ``vcpu-state``: tests/e2e/test_vcpu_state.py, KVM parameters only: the neutral machine
+  state of a Debian guest with 1 and 2 vCPUs agrees with what Linux reports, loads back
+  exactly, and the guest goes on on a fresh VM. Two guest boots.
 * ``pl061``: the example plugin's tests (examples/pl061/tests), with the plugin installed from
   its wheel and ``PETARD_TEST_BACKEND=kvm``: register-level tests and two guest boots.
 
@@ -31,6 +34,7 @@ PYTEST_OPTIONS = ("-p", "no:cacheprovider", "-v", "-rA")
 PETARD_PYTEST_PLUGIN = "petard.testing.pytest_plugin"
 SELECTIONS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "virtio-e2e": (("tests/virtio/test_e2e.py", "-k", "kvm"), {}),
+    "vcpu-state": (("tests/e2e/test_vcpu_state.py", "-k", "kvm"), {}),
     "pl061": (("examples/pl061/tests",), {"PETARD_TEST_BACKEND": "kvm"}),
 }
 COUNTED = ("tests", "failures", "errors", "skipped")

@@ -174,6 +174,65 @@ class KvmVmTest(unittest.TestCase):
         self.assertEqual([value for _, _, value in device.writes], list(range(2000)))
         self.assertEqual(vm.vcpus[0].exit_count, 2001)
 
+    # --- the neutral state (the same register programs and expectations as the Unicorn test) ---
+
+    def paused_register_program(self, el1t):
+        vm, _, description = self.create("registers_el1t" if el1t else "registers_el1h")
+        result = {}
+        thread = threading.Thread(target=lambda: result.setdefault("exit", vm.run()), daemon=True)
+        thread.start()
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while description.memory.read_u64(guest_programs.READY_FLAG) != 1:
+            self.assertLess(time.monotonic(), deadline, "the register program never got ready")
+            time.sleep(0.01)
+        vm.pause()
+        return vm, description, thread
+
+    def test_the_state_holds_what_the_register_programs_set(self):
+        for el1t in (False, True):
+            with self.subTest(el1t=el1t):
+                vm, description, thread = self.paused_register_program(el1t)
+                state = vm.vcpu_state(0)
+                vm.stop()
+                thread.join(RUN_TIMEOUT_S)
+                mismatches = guest_programs.register_state_mismatches(state, el1t, description.memory.read_u32)
+                self.assertEqual(mismatches, [])
+                self.assertTrue(state.powered_on)
+                self.assertEqual(state.mpidr, 0)
+
+    def test_a_saved_state_goes_on_in_a_fresh_vm(self):
+        vm, description, thread = self.paused_register_program(False)
+        saved = vm.save_state()
+        vm.stop()
+        thread.join(RUN_TIMEOUT_S)
+        fresh = KvmBackend().create_vm(description)
+        self.vms.append(fresh)
+        fresh.restore_state(saved)
+        loaded = fresh.save_state()
+        for before, after in zip(saved.vcpus, loaded.vcpus):
+            self.assertGreaterEqual(after.timer.virtual_count, before.timer.virtual_count)
+            after.timer.virtual_count = before.timer.virtual_count
+        self.assertEqual(loaded, saved)
+        result = {}
+        runner = threading.Thread(target=lambda: result.setdefault("exit", fresh.run()), daemon=True)
+        runner.start()
+        time.sleep(0.5)
+        fresh.pause()
+        state = fresh.vcpu_state(0)
+        fresh.stop()
+        runner.join(RUN_TIMEOUT_S)
+        self.assertEqual(guest_programs.register_state_mismatches(state, False, description.memory.read_u32), [])
+        self.assertIs(result["exit"].reason, ExitReason.STOPPED)
+
+    def test_a_state_for_another_machine_is_refused(self):
+        vm, _, thread = self.paused_register_program(False)
+        saved = vm.save_state()
+        vm.stop()
+        thread.join(RUN_TIMEOUT_S)
+        other, _, _ = self.create("registers_el1h", vcpu_count=2)
+        with self.assertRaisesRegex(Exception, "1 vCPUs were saved, the machine has 2"):
+            other.restore_state(saved)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -101,7 +101,8 @@ EXAMPLE_PLUGINS = ("pl061",)          # examples/<name>: built into a wheel, ins
 TOOLS_DIR = "opt/petard/bin"          # cross-compiled helpers (the C benchmark loop)
 PETARD_PACKAGES = ("__init__.py", "__main__.py", "api", "core", "backends", "plugins", "guest", "testing")
 # The pytest-level tests run in the emulated host, with the conftest files they rely on.
-TEST_FILES = ("conftest.py", "petard_proc.py", "virtio/*.py")
+TEST_FILES = ("conftest.py", "petard_proc.py", "virtio/*.py", "e2e/__init__.py", "e2e/conftest.py",
+              "e2e/test_vcpu_state.py")
 
 EXIT_MARKER = "PETARD-KVM-HOST-EXIT="
 NO_KVM_EXIT_CODE = 99

@@ -137,7 +137,7 @@ def image(tmp_path):
 
 
 def run(image, manager, mode):
-    spec = MachineSpec(kernel_path=image, cmdline="", mem_size_mib=64, devices=[
+    spec = MachineSpec(kernel_path=image, cmdline="", mem_size_mib=64, backend="unicorn", devices=[
         DevicePlacement("faulty", "bad0", FAULTY_BASE, options={"mode": mode}),
         DevicePlacement("recorder", "good0", RECORDER_BASE),
     ])
@@ -179,7 +179,7 @@ def test_a_failing_timer_callback_is_logged_with_its_plugin(image, manager, peta
 
 
 def test_overlapping_windows_refuse_to_build_naming_both_plugins(image, manager):
-    spec = MachineSpec(kernel_path=image, cmdline="", mem_size_mib=64, devices=[
+    spec = MachineSpec(kernel_path=image, cmdline="", mem_size_mib=64, backend="unicorn", devices=[
         DevicePlacement("serial", "serial", layout.SERIAL_START, options={"output": None}),
         DevicePlacement("recorder", "good0", layout.SERIAL_START),
     ])
@@ -192,7 +192,7 @@ def test_overlapping_windows_refuse_to_build_naming_both_plugins(image, manager)
 
 
 def test_a_constructor_that_raises_is_named(image, manager):
-    spec = MachineSpec(kernel_path=image, cmdline="", mem_size_mib=64,
+    spec = MachineSpec(kernel_path=image, cmdline="", mem_size_mib=64, backend="unicorn",
                        devices=[DevicePlacement("unbuildable", "odd0")])
     with pytest.raises(DeviceCreationError) as error:
         Machine.build(spec, manager)

@@ -48,7 +48,7 @@ def test_debian_kernel_boots_to_marker_and_powers_off(guest, gic_version, vcpu_c
     spec = MachineSpec(
         kernel_path=guest.kernel, initrd_path=guest.initrd,
         cmdline=str(guest_cmdline(BOOT_ARGS)), gic_version=gic_version, mem_size_mib=256,
-        vcpu_count=vcpu_count,
+        vcpu_count=vcpu_count, backend="unicorn",
         devices=[DevicePlacement("serial", "serial", layout.SERIAL_START,
                                  options={"output": console}),
                  DevicePlacement("rtc", "rtc", layout.RTC_START)])

@@ -13,7 +13,7 @@ SGI = 5
 
 
 def enabled(model, cpus: int):
-    state = model.state
+    state = model.model
     state.distributor_enabled = True
     for cpu in range(cpus):
         state.cpus[cpu].enabled = True
@@ -23,7 +23,7 @@ def enabled(model, cpus: int):
 
 
 def signalled(model, cpus: int) -> list[int]:
-    return [cpu for cpu in range(cpus) if model.state.irq_signalled(cpu)]
+    return [cpu for cpu in range(cpus) if model.model.irq_signalled(cpu)]
 
 
 def sgi1r(intid: int, aff0_targets: list[int], aff1: int = 0) -> int:

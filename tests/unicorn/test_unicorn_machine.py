@@ -41,7 +41,7 @@ def image_path(tmp_path):
 def test_machine_builds_loads_and_runs_an_image(image_path, gic_version):
     console = io.BytesIO()
     spec = MachineSpec(kernel_path=image_path, cmdline="console=ttyS0", gic_version=gic_version,
-                       mem_size_mib=64, boot_timer=True,
+                       mem_size_mib=64, boot_timer=True, backend="unicorn",
                        devices=[DevicePlacement("serial", "serial", layout.SERIAL_START,
                                                 options={"output": console}),
                                 DevicePlacement("rtc", "rtc", layout.RTC_START)])
@@ -73,4 +73,4 @@ def test_allocator_skips_explicit_addresses_and_gsis():
 
 def test_unsupported_gic_version_is_refused(image_path):
     with pytest.raises(MachineBuildError, match="GIC version 4"):
-        Machine.build(MachineSpec(kernel_path=image_path, cmdline="", gic_version=4))
+        Machine.build(MachineSpec(kernel_path=image_path, cmdline="", gic_version=4, backend="unicorn"))

@@ -282,16 +282,17 @@ secondary:                         // vCPU 1: its virtual timer due in 1/20 s, t
 
 def test_the_timer_of_a_waiting_vcpu_fires_on_time_while_another_is_busy():
     from petard.core.arch import gic
+    from petard.core import layout
     from unicorn_gic_asm import gic_macros
 
     long_slice_s = 3.0
-    source = (f".equ GICR_STRIDE, {gic.GICR_STRIDE:#x}\n.equ INTID_VIRT_TIMER, {gic.INTID_VIRT_TIMER}\n"
+    source = (f".equ GICR_STRIDE, {gic.GICR_STRIDE:#x}\n.equ INTID_VIRT_TIMER, {layout.TIMER_VIRT_INTID}\n"
               + gic_macros(3) + TIMER_OF_A_WAITING_VCPU)
     run = GuestRun(source, vcpu_count=2)
     run.vm.slice_ns = int(long_slice_s * 1e9)
     exit_ = run.run(timeout=20)
     assert exit_.reason is ExitReason.POWER_OFF, exit_.describe()
-    assert run.reports == [0xAA, gic.INTID_VIRT_TIMER]
+    assert run.reports == [0xAA, layout.TIMER_VIRT_INTID]
     latency = run.probe.report_times[1] - run.probe.report_times[0]
     assert latency < long_slice_s / 3, latency
 

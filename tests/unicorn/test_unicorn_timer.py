@@ -8,7 +8,7 @@ from unicorn_gic_asm import gic_macros
 from unicorn_harness import GuestRun
 
 from petard.backends.unicorn.timer import COUNTER_FREQUENCY_HZ
-from petard.core.arch import gic as gic_arch
+from petard.core import layout
 from petard.core.arch import sysregs
 from petard.core.backend import ExitReason
 
@@ -55,7 +55,7 @@ irq_handler:
 @pytest.mark.parametrize("gic_version", [3, 2])
 @pytest.mark.parametrize("idle", ["masked", "unmasked"])
 def test_virtual_timer_interrupt_after_delay_with_idle_host(gic_version, idle):
-    source = (f".equ DELAY_TICKS, {DELAY_TICKS}\n.equ INTID_VIRT_TIMER, {gic_arch.INTID_VIRT_TIMER}\n"
+    source = (f".equ DELAY_TICKS, {DELAY_TICKS}\n.equ INTID_VIRT_TIMER, {layout.TIMER_VIRT_INTID}\n"
               + gic_macros(gic_version) + TIMER_SOURCE.replace("{idle}", IDLE[idle]))
     run = GuestRun(source, gic_version=gic_version)
     started = time.monotonic()  # before the guest starts, so the wall time cannot undercount
@@ -65,7 +65,7 @@ def test_virtual_timer_interrupt_after_delay_with_idle_host(gic_version, idle):
     wall = time.monotonic() - started
     assert run.exit.reason is ExitReason.POWER_OFF, run.exit.describe()
     intid, elapsed_ticks, control = run.reports
-    assert intid == gic_arch.INTID_VIRT_TIMER
+    assert intid == layout.TIMER_VIRT_INTID
     assert DELAY_TICKS <= elapsed_ticks < DELAY_TICKS + COUNTER_FREQUENCY_HZ // 10
     assert control == sysregs.CNT_CTL_ENABLE | sysregs.CNT_CTL_ISTATUS
     assert wall >= DELAY_SECONDS

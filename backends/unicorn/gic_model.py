@@ -46,7 +46,7 @@ class _CpuInterface:
         return self.active_stack[-1][0] if self.active_stack else gic.IDLE_PRIORITY
 
 
-class GicState:
+class GicModel:
     def __init__(self, cpu_count: int, irq_count: int):
         self.cpu_count = cpu_count
         self.irq_count = irq_count
@@ -71,7 +71,8 @@ class GicState:
             return self.private[cpu][intid]
         return self.shared.get(intid)
 
-    def _track(self, cpu: int, intid: int, irq: _Irq) -> None:
+    def track(self, cpu: int, intid: int, irq: _Irq) -> None:
+        """Note `intid` as a delivery candidate if it is pending."""
         if irq.pending:
             if intid < gic.PRIVATE_INTID_COUNT:
                 self._pending_private[cpu].add(intid)
@@ -93,7 +94,7 @@ class GicState:
             irq.latched = pending
             if not pending:
                 irq.sgi_sources.clear()
-            self._track(cpu, intid, irq)
+            self.track(cpu, intid, irq)
         if pending:
             self.on_change(self._targets(cpu, intid))
 
@@ -139,7 +140,7 @@ class GicState:
             irq.level = level
             if level and irq.edge:
                 irq.latched = True
-            self._track(cpu, intid, irq)
+            self.track(cpu, intid, irq)
             deliverable = irq.pending and irq.enabled
         if deliverable:
             self.on_change(self._targets(cpu, intid))
@@ -235,4 +236,4 @@ class GicState:
         irq = self.irq(cpu, intid)
         if irq is not None:
             irq.active = False
-            self._track(cpu, intid, irq)
+            self.track(cpu, intid, irq)

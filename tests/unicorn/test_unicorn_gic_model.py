@@ -1,13 +1,13 @@
 """The GIC state model shared by both emulated GICs, driven directly (no guest)."""
 
-from petard.backends.unicorn.gic_state import GicState
+from petard.backends.unicorn.gic_model import GicModel
 from petard.core.arch import gic
 
 SPI = 40
 
 
-def make_state(cpus: int = 1) -> GicState:
-    state = GicState(cpus, 128)
+def make_state(cpus: int = 1) -> GicModel:
+    state = GicModel(cpus, 128)
     state.distributor_enabled = True
     for interface in state.cpus:
         interface.enabled = True
