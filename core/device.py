@@ -35,10 +35,9 @@ plugin and the field on error) and the device's constructor receives the model's
 keyword arguments. petard's core never imports pydantic: it only calls
 ``options_model.model_validate``.
 
-Stability: everything in ``__all__`` here, in `petard.core.hookspecs`, and the parts of
-`IrqLine`, `GuestMemory` and `VirtualClock` documented in `DeviceContext` are petard's public
-device API; they change only with a deprecation period. Anything else in ``petard.core`` is
-internal.
+Plugins import all of this from `petard.devices`, the public device API (with the parts of
+`IrqLine`, `GuestMemory` and `VirtualClock` documented in `DeviceContext`); it changes only
+with a deprecation period. This module, like everything in ``petard.core``, is internal.
 """
 
 from __future__ import annotations

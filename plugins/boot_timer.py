@@ -16,8 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping
 
-from petard.core.device import Device, DeviceContext
-from petard.core.hookspecs import hookimpl
+from petard.devices import Device, DeviceContext, hookimpl
 
 TYPE_NAME = "boot_timer"
 

@@ -13,7 +13,7 @@ import select
 import threading
 from typing import Callable
 
-from petard.core.clock import VirtualClock
+from petard.devices import VirtualClock
 
 __all__ = ["InputPump"]
 

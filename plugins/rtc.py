@@ -14,11 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from petard.core.boot.fdt import FdtNode
-from petard.core.boot.fdt_bindings import apb_clock_properties, mmio_reg
-from petard.core.device import Device, DeviceContext
-from petard.core.hookspecs import hookimpl
-from petard.core.irq import IrqLine
+from petard.devices import Device, DeviceContext, FdtNode, IrqLine, apb_clock_properties, hookimpl, mmio_reg
 
 TYPE_NAME = "rtc"
 

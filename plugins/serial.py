@@ -19,11 +19,8 @@ import os
 import sys
 from typing import Any, BinaryIO, Mapping, Sequence
 
-from petard.core.boot.fdt import FdtNode
-from petard.core.boot.fdt_bindings import apb_clock_properties, mmio_reg, spi_interrupt
-from petard.core.device import Device, DeviceContext
-from petard.core.hookspecs import hookimpl
-from petard.core.irq import IrqLine
+from petard.devices import (Device, DeviceContext, FdtNode, IrqLine, apb_clock_properties, hookimpl, mmio_reg,
+                            spi_interrupt)
 from petard.plugins.host_input import InputPump
 
 TYPE_NAME = "serial"

@@ -30,12 +30,8 @@ import os
 import struct
 from typing import Any, Sequence
 
-from petard.core.device import Device, DeviceContext
-from petard.core.hookspecs import hookimpl
-from petard.core.ratelimiter import RateLimiter
-from petard.core.virtio import spec
-from petard.core.virtio.mmio import VirtioMmioDevice
-from petard.core.virtio.queue import Descriptor, DescriptorChain
+from petard.devices import (Descriptor, DescriptorChain, Device, DeviceContext, RateLimiter, VirtioMmioDevice,
+                            hookimpl, virtio_spec)
 
 TYPE_NAME = "virtio-blk"
 
@@ -107,7 +103,7 @@ def _pieces(descriptors: Sequence[Descriptor], start: int, end: int) -> list[tup
 class VirtioBlock(VirtioMmioDevice):
     """A virtio block device on one host file (module docstring)."""
 
-    device_id = spec.DEVICE_ID_BLOCK
+    device_id = virtio_spec.DEVICE_ID_BLOCK
     queue_max_sizes = (QUEUE_SIZE,)
 
     def __init__(self, ctx: DeviceContext, *, path: str, read_only: bool = False,
@@ -123,7 +119,7 @@ class VirtioBlock(VirtioMmioDevice):
     # --- virtio hooks --------------------------------------------------------------------
 
     def device_features(self) -> int:
-        features = (1 << spec.F_RING_EVENT_IDX) | (1 << F_SEG_MAX)
+        features = (1 << virtio_spec.F_RING_EVENT_IDX) | (1 << F_SEG_MAX)
         if self.writeback:
             features |= 1 << F_FLUSH
         if self.read_only:

@@ -11,11 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from petard.core.device import Device, DeviceContext
-from petard.core.hookspecs import hookimpl
-from petard.core.ratelimiter import RateLimiter
-from petard.core.virtio import spec
-from petard.core.virtio.mmio import VirtioMmioDevice
+from petard.devices import Device, DeviceContext, RateLimiter, VirtioMmioDevice, hookimpl, virtio_spec
 
 TYPE_NAME = "virtio-rng"
 
@@ -26,7 +22,7 @@ MAX_REQUEST_BYTES = 64 * 1024  # upstream's per-request cap
 class VirtioRng(VirtioMmioDevice):
     """A virtio entropy source (module docstring)."""
 
-    device_id = spec.DEVICE_ID_ENTROPY
+    device_id = virtio_spec.DEVICE_ID_ENTROPY
     queue_max_sizes = (QUEUE_SIZE,)
 
     def __init__(self, ctx: DeviceContext, *, rate_limiter: Any = None) -> None:

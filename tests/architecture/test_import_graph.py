@@ -36,3 +36,25 @@ def test_the_reader_finds_a_circle_and_every_kind_of_import(tmp_path):
     assert graph["petard.core.d"] == {"petard.core.a"}
     assert import_graph.circles(graph) == [["petard.core.a", "petard.core.b", "petard.core.c"]]
 
+
+def test_device_plugins_use_only_the_public_device_api():
+    """The built-in devices and the worked example import petard.devices, nothing of petard.core."""
+    graph = import_graph.import_graph()
+    outside = sorted((module, target) for module, targets in graph.items() if module.startswith("petard.plugins")
+                     for target in targets
+                     if target.startswith("petard.") and not target.startswith(("petard.devices", "petard.plugins")))
+    example = import_graph.REPO / "examples" / "pl061" / "src"
+    for path in sorted(example.rglob("*.py")):
+        tree = import_graph.ast.parse(path.read_text())
+        for target, _name in import_graph.imported_names(tree, "petard_pl061.x", False):
+            if target.startswith("petard.") and target != "petard.devices":
+                outside.append((str(path.relative_to(import_graph.REPO)), target))
+    assert outside == []
+
+
+def test_the_public_device_api_names_what_it_exports():
+    import petard.devices
+
+    assert sorted(petard.devices.__all__) == sorted(set(petard.devices.__all__))
+    for name in petard.devices.__all__:
+        assert getattr(petard.devices, name) is not None, name

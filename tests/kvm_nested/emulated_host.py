@@ -99,7 +99,8 @@ GUEST_CACHE_DIR = "opt/petard-cache"  # $PETARD_CACHE inside: petard.guest finds
 EXAMPLES_DIR = "opt/petard/examples"  # example plugins' tests (the plugins are installed wheels)
 EXAMPLE_PLUGINS = ("pl061",)          # examples/<name>: built into a wheel, installed in SITE_DIR
 TOOLS_DIR = "opt/petard/bin"          # cross-compiled helpers (the C benchmark loop)
-PETARD_PACKAGES = ("__init__.py", "__main__.py", "api", "core", "backends", "plugins", "guest", "testing")
+PETARD_PACKAGES = ("__init__.py", "__main__.py", "devices.py", "api", "core", "backends", "plugins", "guest",
+                   "testing")
 # The pytest-level tests run in the emulated host, with the conftest files they rely on.
 TEST_FILES = ("conftest.py", "petard_proc.py", "virtio/*.py", "e2e/__init__.py", "e2e/conftest.py",
               "e2e/test_vcpu_state.py")

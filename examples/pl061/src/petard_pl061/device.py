@@ -19,10 +19,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from petard.core.boot.fdt import EMPTY, Cells, FdtNode
-from petard.core.boot.fdt_bindings import apb_clock_properties, gic_parent_property, mmio_reg, spi_interrupt
-from petard.core.device import Device, DeviceContext
-from petard.core.irq import IrqLine
+from petard.devices import (EMPTY, Cells, Device, DeviceContext, FdtNode, IrqLine, apb_clock_properties,
+                            gic_parent_property, mmio_reg, spi_interrupt)
 
 from petard_pl061 import registers as reg
 from petard_pl061.registers import PIN_COUNT, PIN_MASK

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from petard.core.device import Device
-from petard.core.hookspecs import hookimpl
+from petard.devices import Device, hookimpl
 
 from petard_pl061.device import Pl061
 
