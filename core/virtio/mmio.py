@@ -75,6 +75,7 @@ class VirtioMmioDevice(Device):
         self._driver_features_sel = 0
         self._queue_sel = 0
         self._needs_reset_reason: str | None = None
+        self._early_notifications: set[int] = set()
 
     # --- what subclasses provide ---------------------------------------------------------------
 
@@ -195,7 +196,7 @@ class VirtioMmioDevice(Device):
             self.unhandled_access("write", offset, size, value)
             return
         if offset == spec.QUEUE_NOTIFY:
-            self.run_queue(value)
+            self._notify(value)
         elif offset == spec.INTERRUPT_ACK:
             if self.status & spec.STATUS_DRIVER_OK:
                 self.interrupt_status &= ~value
@@ -213,6 +214,14 @@ class VirtioMmioDevice(Device):
             self._write_queue_field(offset, value)
         else:
             self.unhandled_access("write", offset, size, value)
+
+    def _notify(self, index: int) -> None:
+        # Linux's balloon kicks its statistics queue before DRIVER_OK; like an ioeventfd that
+        # nobody reads yet, the kick waits for activation instead of being lost.
+        if self.status == _QUEUE_SETUP and 0 <= index < len(self.queues):
+            self._early_notifications.add(index)
+        else:
+            self.run_queue(index)
 
     def _selected_queue(self) -> SplitQueue | None:
         return self.queues[self._queue_sel] if self._queue_sel < len(self.queues) else None
@@ -280,6 +289,10 @@ class VirtioMmioDevice(Device):
             self.activate()
         except ActivationError as error:
             self.needs_reset(f"activation failed: {error}")
+            return
+        early, self._early_notifications = sorted(self._early_notifications), set()
+        for index in early:
+            self.run_queue(index)
 
     def _reset(self) -> None:
         self.reset_device()
@@ -292,6 +305,7 @@ class VirtioMmioDevice(Device):
         self._driver_features_sel = 0
         self._queue_sel = 0
         self._needs_reset_reason = None
+        self._early_notifications.clear()
 
     # --- device API ----------------------------------------------------------------------------
 
@@ -305,6 +319,7 @@ class VirtioMmioDevice(Device):
             "device_features_sel": self._device_features_sel,
             "driver_features_sel": self._driver_features_sel, "queue_sel": self._queue_sel,
             "queues": [queue.save_state() for queue in self.queues],
+            "early_notifications": sorted(self._early_notifications),
         }
 
     def restore_state(self, state: Mapping[str, Any]) -> None:
@@ -315,5 +330,6 @@ class VirtioMmioDevice(Device):
         self._device_features_sel = state["device_features_sel"]
         self._driver_features_sel = state["driver_features_sel"]
         self._queue_sel = state["queue_sel"]
+        self._early_notifications = set(state.get("early_notifications", ()))
         for queue, saved in zip(self.queues, state["queues"]):
             queue.restore_state(saved)

@@ -105,11 +105,27 @@ def test_notify_serves_the_queue_and_interrupts_on_the_line(rng):
     assert rng.read(spec.INTERRUPT_STATUS) == 0
 
 
-def test_notify_before_driver_ok_does_nothing(rng):
+def test_notify_before_driver_ok_waits_for_activation(rng):
+    # Linux's balloon kicks its statistics queue before DRIVER_OK; the kick must not be lost.
+    rng.negotiate()
+    rng.setup_queues()
+    head = rng.queues[0].submit([rng.buffer(8, writable=True)])
+    rng.notify()
+    assert rng.queues[0].take_used() == []
+    rng.write(spec.STATUS, RUNNING)
+    assert rng.queues[0].take_used() == [(head, 8)]
+
+
+def test_notify_before_driver_ok_is_forgotten_on_reset(rng):
     rng.negotiate()
     rng.setup_queues()
     rng.queues[0].submit([rng.buffer(8, writable=True)])
     rng.notify()
+    rng.write(spec.STATUS, 0)
+    rng.negotiate()
+    rng.setup_queues()
+    rng.queues[0].submit([rng.buffer(8, writable=True)])     # not kicked since the reset
+    rng.write(spec.STATUS, RUNNING)
     assert rng.queues[0].take_used() == []
 
 
