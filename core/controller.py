@@ -107,7 +107,7 @@ class Controller:
             Action.SET_VSOCK_DEVICE: self._set("vsock"),
             Action.SET_ENTROPY_DEVICE: self._set("entropy"),
             Action.GET_MEMORY_HOTPLUG_STATUS: self._device_not_found,
-            Action.SET_MEMORY_HOTPLUG_DEVICE: self._set("memory_hotplug"),
+            Action.SET_MEMORY_HOTPLUG_DEVICE: self._resources.set_memory_hotplug,
             Action.UPDATE_MEMORY_HOTPLUG_SIZE: self._device_not_found,
             Action.START_MICRO_VM: self._start,
             Action.UPDATE_BALLOON: self._no_balloon,

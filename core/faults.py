@@ -114,6 +114,30 @@ MMDS_LIMIT_EXCEEDED = "MMDS limit exceeded error: The MMDS patch request doesn't
 # Upstream stores any JSON value; its spec (and GET /mmds) promise an object, so petard keeps to that.
 MMDS_NOT_AN_OBJECT = "MMDS error: The MMDS contents must be a JSON object."
 
+# Memory hotplug (virtio-mem), checked as upstream's `MemoryHotplugConfig::validate`.
+MEMORY_HOTPLUG_MIN_BLOCK_MIB = 2
+MEMORY_HOTPLUG_MIN_SLOT_MIB = 128
+
+
+def memory_hotplug_config_error(total_mib: int, block_mib: int, slot_mib: int) -> str | None:
+    """Upstream's refusal of a memory hotplug configuration, or None when it is valid."""
+    if block_mib < MEMORY_HOTPLUG_MIN_BLOCK_MIB:
+        problem = f"Block size must not be lower than {MEMORY_HOTPLUG_MIN_BLOCK_MIB} MiB"
+    elif block_mib & (block_mib - 1):
+        problem = "Block size must be a power of 2"
+    elif slot_mib < MEMORY_HOTPLUG_MIN_SLOT_MIB:
+        problem = f"Slot size must not be lower than {MEMORY_HOTPLUG_MIN_SLOT_MIB} MiB"
+    elif slot_mib % block_mib:
+        problem = f"Slot size must be a multiple of block size ({block_mib} MiB)"
+    elif total_mib < slot_mib:
+        problem = f"Total size must not be lower than slot size ({slot_mib} MiB)"
+    elif total_mib % slot_mib:
+        problem = f"Total size must be a multiple of slot size ({slot_mib} MiB)"
+    else:
+        return None
+    return f"Memory hotplug config error: {problem}"
+
+
 # Balloon
 BALLOON_NOT_FOUND = "Balloon config error: No balloon device found."
 BALLOON_TOO_MANY_PAGES = "Balloon config error: Amount of pages requested is too large."

@@ -177,6 +177,14 @@ class VmResources:
         self.balloon = balloon
         self.boot_specific_configured = True
 
+    def set_memory_hotplug(self, config: Any) -> None:
+        problem = faults.memory_hotplug_config_error(config.total_size_mib, config.block_size_mib,
+                                                     config.slot_size_mib)
+        if problem:
+            raise faults.VmmActionError(problem)
+        self.memory_hotplug = config
+        self.boot_specific_configured = True
+
     def set_mmds_config(self, config: Any) -> None:
         if not config.network_interfaces:
             raise faults.VmmActionError(faults.MMDS_EMPTY_IFACE_LIST)

@@ -331,6 +331,21 @@ def test_vsock_entropy_balloon_hotplug(vmm):
     assert api.get("/hotplug/memory").fault == BEFORE_START
 
 
+def test_memory_hotplug_config_is_checked_as_upstream_does(vmm):
+    prefix = "Memory hotplug config error: "
+    for config, problem in (
+            ({"total_size_mib": 1024, "block_size_mib": 1}, "Block size must not be lower than 2 MiB"),
+            ({"total_size_mib": 1024, "block_size_mib": 3}, "Block size must be a power of 2"),
+            ({"total_size_mib": 1024, "slot_size_mib": 64}, "Slot size must not be lower than 128 MiB"),
+            ({"total_size_mib": 1024, "block_size_mib": 256, "slot_size_mib": 384},
+             "Slot size must be a multiple of block size (256 MiB)"),
+            ({"total_size_mib": 64}, "Total size must not be lower than slot size (128 MiB)"),
+            ({"total_size_mib": 200}, "Total size must be a multiple of slot size (128 MiB)")):
+        assert vmm.api.put("/hotplug/memory", config).fault == prefix + problem, config
+    assert vmm.api.get("/vm/config").json()["memory-hotplug"] is None      # nothing kept
+    assert vmm.api.put("/hotplug/memory", {"total_size_mib": 256}).status == 204
+
+
 def test_rate_limiters_accepted_everywhere(vmm):
     bucket = {"size": 1000, "refill_time": 100}
     limiter = {"bandwidth": bucket, "ops": {**bucket, "one_time_burst": 10}}
