@@ -8,7 +8,8 @@ The root file system is made by Debian's e2fsprogs (``mkfs.ext4 -d``) from a sta
 directory holding busybox, ``/sbin/init`` (``rootfs_scripts.ROOTFS_INIT``) and the mount
 points; files given in ``extra_files`` (a test's ``/etc/petard/run`` hook, say) are added.
 The initramfs holds busybox, the stage-1 ``/init`` and the kernel modules the Debian kernel
-needs for virtio-mmio, virtio-blk, virtio-rng and ext4, taken from the same kernel package
+needs for virtio-mmio, virtio-blk, virtio-rng, virtio-balloon, virtio-net, virtio-vsock and
+ext4, taken from the same kernel package
 as the kernel and ordered by their ``.modinfo`` dependencies (``petard.guest.kmod``).
 
 Cache (next to the base artifacts, see ``petard.guest.cache``)::
@@ -45,12 +46,21 @@ ROOTFS_LABEL = "petard-root"
 # A fixed file-system UUID and hash seed keep images of the same recipe alike.
 ROOTFS_UUID = "2a3f7b1e-5c4d-4e6f-8a9b-0c1d2e3f4a5b"
 
-# The modules the guest loads, in this order of roots (dependencies come first).
-GUEST_MODULES = ("virtio_mmio", "virtio_blk", "virtio_rng", "crc32c_generic", "ext4")
+# The modules the guest loads, in this order of roots (dependencies come first): the virtio
+# transport and the drivers of every virtio device petard builds, and ext4 for the root.
+GUEST_MODULES = ("virtio_mmio", "virtio_blk", "virtio_rng", "virtio_balloon", "virtio_net",
+                 "vmw_vsock_virtio_transport", "crc32c_generic", "ext4")
 MODULE_MEMBERS = (
     "lib/modules/*/kernel/drivers/virtio/virtio_mmio.ko",
+    "lib/modules/*/kernel/drivers/virtio/virtio_balloon.ko",
     "lib/modules/*/kernel/drivers/block/virtio_blk.ko",
     "lib/modules/*/kernel/drivers/char/hw_random/virtio-rng.ko",
+    "lib/modules/*/kernel/drivers/net/virtio_net.ko",
+    "lib/modules/*/kernel/drivers/net/net_failover.ko",
+    "lib/modules/*/kernel/net/core/failover.ko",
+    "lib/modules/*/kernel/net/vmw_vsock/vsock.ko",
+    "lib/modules/*/kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko",
+    "lib/modules/*/kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko",
     "lib/modules/*/kernel/fs/ext4/ext4.ko",
     "lib/modules/*/kernel/fs/jbd2/jbd2.ko",
     "lib/modules/*/kernel/fs/mbcache.ko",
@@ -80,7 +90,7 @@ class RootfsArtifacts:
 def build_rootfs_image(busybox: Path, output: Path, size_mib: int = DEFAULT_IMAGE_MIB,
                        extra_files: Mapping[str, bytes | str] | None = None) -> Path:
     """An ext4 image at ``output`` with busybox, /sbin/init and ``extra_files`` (path in the
-    image -> content; executable when it starts with ``#!``)."""
+    image -> content; executable when it is a script or an ELF program)."""
     if shutil.which(MKFS_EXT4) is None:
         raise RootfsError(f"{MKFS_EXT4} not found: install Debian's e2fsprogs")
     output = Path(output)
@@ -113,7 +123,7 @@ def _write(path: Path, content: bytes | str) -> None:
     data = content.encode() if isinstance(content, str) else content
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    path.chmod(0o755 if data.startswith(b"#!") else 0o644)
+    path.chmod(0o755 if data.startswith((b"#!", b"\x7fELF")) else 0o644)
 
 
 def extract_modules(root: Path, kernel_package: str, kernel_deb: Path, release: str) -> dict[str, Path]:

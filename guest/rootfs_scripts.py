@@ -1,7 +1,7 @@
 """The two init programs of a guest that boots from a virtio-blk root drive.
 
-``STAGE1_INIT`` is the initramfs's ``/init``: Debian's kernel builds virtio-mmio,
-virtio-blk, virtio-rng and ext4 as modules, so it loads them (the list in
+``STAGE1_INIT`` is the initramfs's ``/init``: Debian's kernel builds virtio-mmio, the
+virtio drivers and ext4 as modules, so it loads them (the list in
 ``/lib/modules/load-order``, written by the builder), waits for the ``root=`` device the VMM
 put on the command line (``/dev/vda`` style names only; PARTUUID needs a partition table,
 which petard's images do not have), mounts it ``ro`` or ``rw`` as the command line says,
