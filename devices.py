@@ -10,7 +10,8 @@ guide.
 
 What is here:
 
-* the device model: `Device`, what it is given (`DeviceContext`), its errors, its logger;
+* the device model: `Device`, what it is given (`DeviceContext`), its errors (a refused API
+  request after boot: `DeviceRequestError`), its logger;
 * the plugin hooks' marker, `hookimpl` (the hooks themselves: `petard.core.hookspecs`);
 * what a device touches: `IrqLine`, `GuestMemory` (and `GuestMemoryError`), `VirtualClock`
   (and its `TimerHandle`), `RateLimiter` (Firecracker's token buckets);
@@ -24,7 +25,8 @@ What is here:
 from petard.core.boot.fdt import EMPTY, U64, Cells, FdtNode
 from petard.core.boot.fdt_bindings import apb_clock_properties, gic_parent_property, mmio_reg, spi_interrupt
 from petard.core.clock import TimerHandle, VirtualClock
-from petard.core.device import Device, DeviceContext, DeviceCreationError, DeviceOptionsError, plugin_logger
+from petard.core.device import (Device, DeviceContext, DeviceCreationError, DeviceOptionsError, DeviceRequestError,
+                                plugin_logger)
 from petard.core.hookspecs import hookimpl
 from petard.core.irq import IrqLine
 from petard.core.memory import GuestMemory, GuestMemoryError
@@ -42,6 +44,7 @@ __all__ = [
     "DeviceContext",
     "DeviceCreationError",
     "DeviceOptionsError",
+    "DeviceRequestError",
     "EMPTY",
     "FdtNode",
     "GuestMemory",

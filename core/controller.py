@@ -23,9 +23,11 @@ from typing import Any, Callable, Protocol
 
 from petard.core import faults
 from petard.core import logger as vmm_logging
+from petard.core.device import DeviceRequestError
 from petard.core.lifecycle import WIRE_STATE, Action, LifecyclePhase, check_allowed
 from petard.core.metrics import Metrics
 from petard.core.resources import VmResources
+from petard.core.vmm import BALLOON_DEVICE_NAME
 
 log = vmm_logging.get("vmm")
 
@@ -40,6 +42,8 @@ class RunningMachine(Protocol):
     def resume(self) -> None: ...
 
     def stop(self) -> None: ...
+
+    def call_device(self, name: str, function: Callable[..., Any], *args: Any) -> Any: ...
 
 
 class MachineStarter(Protocol):
@@ -89,7 +93,7 @@ class Controller:
             Action.CONFIGURE_SERIAL: self._set("serial", boot_specific=False),
             Action.CREATE_SNAPSHOT: self._not_implemented("snapshots"),
             Action.GET_BALLOON_CONFIG: self._get_balloon,
-            Action.GET_BALLOON_STATS: self._no_balloon,
+            Action.GET_BALLOON_STATS: self._balloon_statistics,
             Action.GET_MMDS: self._get_mmds,
             Action.FLUSH_METRICS: self._flush_metrics,
             Action.INSERT_BLOCK_DEVICE: self._pre_boot_only(self._resources.set_drive),
@@ -110,11 +114,14 @@ class Controller:
             Action.SET_MEMORY_HOTPLUG_DEVICE: self._resources.set_memory_hotplug,
             Action.UPDATE_MEMORY_HOTPLUG_SIZE: self._device_not_found,
             Action.START_MICRO_VM: self._start,
-            Action.UPDATE_BALLOON: self._no_balloon,
-            Action.UPDATE_BALLOON_STATISTICS: self._no_balloon,
-            Action.START_FREE_PAGE_HINTING: self._no_balloon,
-            Action.GET_FREE_PAGE_HINTING_STATUS: self._no_balloon,
-            Action.STOP_FREE_PAGE_HINTING: self._no_balloon,
+            Action.UPDATE_BALLOON: self._update_balloon,
+            Action.UPDATE_BALLOON_STATISTICS: self._update_balloon_statistics,
+            Action.START_FREE_PAGE_HINTING: lambda command: self._on_balloon(
+                faults.BALLOON_UPDATE_ERROR, lambda balloon: balloon.start_hinting(command.acknowledge_on_stop)),
+            Action.GET_FREE_PAGE_HINTING_STATUS: lambda _: self._on_balloon(
+                faults.BALLOON_UPDATE_ERROR, lambda balloon: balloon.hinting_status()),
+            Action.STOP_FREE_PAGE_HINTING: lambda _: self._on_balloon(
+                faults.BALLOON_UPDATE_ERROR, lambda balloon: balloon.stop_hinting()),
             Action.UPDATE_BLOCK_DEVICE: self._update_block_device,
             Action.UPDATE_NETWORK_INTERFACE: self._device_not_found,
             Action.UPDATE_MACHINE_CONFIGURATION: self._resources.update_machine,
@@ -248,14 +255,40 @@ class Controller:
     def _pci_not_enabled(_: Any) -> None:
         raise faults.VmmActionError(faults.PCI_NOT_ENABLED)
 
-    @staticmethod
-    def _no_balloon(_: Any) -> None:
-        raise faults.VmmActionError(faults.BALLOON_NOT_FOUND)
+    # The balloon: configured before boot, then asked and changed on the running device (its
+    # errors carry upstream's prefixes).
 
     def _get_balloon(self, _: Any) -> Any:
+        if self._machine is not None:
+            return self._on_balloon(faults.INTERNAL_VMM_ERROR, lambda balloon: balloon.config())
         if self._resources.balloon is None:
             raise faults.VmmActionError(faults.BALLOON_NOT_FOUND)
         return self._resources.balloon
+
+    def _balloon_statistics(self, _: Any) -> Any:
+        return self._on_balloon(faults.INTERNAL_VMM_ERROR, lambda balloon: balloon.statistics())
+
+    def _update_balloon(self, update: Any) -> None:
+        self._on_balloon(faults.BALLOON_UPDATE_ERROR, lambda balloon: balloon.set_target_mib(update.amount_mib))
+        self._remember_balloon(amount_mib=update.amount_mib)
+
+    def _update_balloon_statistics(self, update: Any) -> None:
+        interval = update.stats_polling_interval_s
+        self._on_balloon(faults.BALLOON_UPDATE_ERROR, lambda balloon: balloon.set_stats_interval(interval))
+        self._remember_balloon(stats_polling_interval_s=interval)
+
+    def _on_balloon(self, prefix: str, call: Callable[[Any], Any]) -> Any:
+        if self._machine is None or self._resources.balloon is None:
+            raise faults.VmmActionError(prefix + faults.DEVICE_NOT_FOUND_ON_ACTION)
+        try:
+            return self._machine.call_device(BALLOON_DEVICE_NAME, call)
+        except DeviceRequestError as error:
+            raise faults.VmmActionError(prefix + faults.balloon_device_error(str(error))) from None
+
+    def _remember_balloon(self, **changes: Any) -> None:
+        balloon = self._resources.balloon
+        self._resources.balloon = balloon.model_copy(update=changes) if hasattr(balloon, "model_copy") \
+            else dataclasses.replace(balloon, **changes)
 
     def _configure_logger(self, config: Any) -> None:
         self._logger.configure(

@@ -59,6 +59,7 @@ __all__ = [
     "DeviceContext",
     "DeviceCreationError",
     "DeviceOptionsError",
+    "DeviceRequestError",
     "DevicePlacement",
     "DeviceType",
     "plugin_logger",
@@ -85,6 +86,11 @@ class DeviceOptionsError(ValueError):
 
 class DeviceCreationError(ValueError):
     """A device's constructor raised; the message names the instance, its type and plugin."""
+
+
+class DeviceRequestError(Exception):
+    """A device refuses a request the VMM handed it from the API after boot (a new balloon
+    target, say); ``str()`` is the text the client gets."""
 
 
 @dataclass(frozen=True, eq=False)

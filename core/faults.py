@@ -141,6 +141,16 @@ def memory_hotplug_config_error(total_mib: int, block_mib: int, slot_mib: int) -
 # Balloon
 BALLOON_NOT_FOUND = "Balloon config error: No balloon device found."
 BALLOON_TOO_MANY_PAGES = "Balloon config error: Amount of pages requested is too large."
+# After boot, upstream wraps the device's own errors (`VmmError::Balloon`, or the device
+# manager's "not found") in "Balloon update error: " for changes and "Internal VMM error: " for
+# reads.
+BALLOON_UPDATE_ERROR = "Balloon update error: "
+INTERNAL_VMM_ERROR = "Internal VMM error: "
+DEVICE_NOT_FOUND_ON_ACTION = "Failed perform action on device: Device not found"
+
+
+def balloon_device_error(text: str) -> str:
+    return f"Balloon: {text}"
 
 # Metrics / logger
 METRICS_ALREADY_INITIALIZED = (

@@ -106,6 +106,18 @@ class GuestMemory:
     def write_u64(self, gpa: int, value: int) -> None:
         _U64.pack_into(self._mmap, self._offset(gpa, 8), value)
 
+    def discard(self, gpa: int, length: int) -> int:
+        """Give the whole pages inside `[gpa, gpa + length)` back to the host: they read as
+        zero afterwards, and the host frees their memory (a balloon's inflated or reported
+        pages). Returns how many bytes were discarded (partial pages at either end are kept)."""
+        offset = self._offset(gpa, length)
+        start = -(-offset // PAGE_SIZE) * PAGE_SIZE
+        end = (offset + length) // PAGE_SIZE * PAGE_SIZE
+        if end <= start:
+            return 0
+        self._mmap.madvise(mmap.MADV_DONTNEED, start, end - start)
+        return end - start
+
     def close(self) -> None:
         """Unmap guest memory. Every `view()` handed out must have been released first."""
         self._view.release()

@@ -63,6 +63,7 @@ BUILTIN_PLUGINS = {
     "boot_timer": "petard.plugins.boot_timer",
     "virtio_blk": "petard.plugins.virtio_blk",
     "virtio_rng": "petard.plugins.virtio_rng",
+    "virtio_balloon": "petard.plugins.virtio_balloon",
 }
 
 

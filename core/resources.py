@@ -211,7 +211,6 @@ class VmResources:
             ("drives", any(drive.path_on_host is None for drive in self.drives)),  # vhost-user
             ("network-interfaces", bool(self.network_interfaces)),
             ("vsock", self.vsock is not None),
-            ("balloon", self.balloon is not None),
             ("mmds-config", self.mmds_config is not None),
             ("pmem", bool(self.pmem)),
             ("memory-hotplug", self.memory_hotplug is not None),

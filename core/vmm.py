@@ -11,7 +11,8 @@ exit is logged as upstream does and reported to the controller with the process 
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from concurrent.futures import Future
+from typing import Any, Callable
 
 from petard.core import faults, layout
 from petard.core import logger as vmm_logging
@@ -23,6 +24,12 @@ from petard.core.exit_codes import ExitCode
 from petard.core.resources import VmResources
 
 log = vmm_logging.get("vmm")
+
+DEVICE_CALL_TIMEOUT_S = 10.0
+
+
+class DeviceCallTimeout(RuntimeError):
+    """A request for a running device was not served in time (the VM's thread is stuck)."""
 
 _EXIT_LINES = {
     ExitReason.POWER_OFF: "Guest powered off (PSCI SYSTEM_OFF).",
@@ -57,6 +64,28 @@ class RunningMachine:
     def resume(self) -> None:
         self.machine.vm.resume()
 
+    def call_device(self, name: str, function: Callable[..., Any], *args: Any) -> Any:
+        """`function(device, *args)` for the device called `name`, on the VM's thread (device
+        code is single-threaded; while the guest is paused nothing else runs it, so it runs
+        here); returns its result or raises its exception."""
+        device = self.machine.device(name)
+        if self.machine.vm.paused or not self._thread.is_alive():
+            return function(device, *args)
+        future: Future = Future()
+
+        def call() -> None:
+            try:
+                future.set_result(function(device, *args))
+            except BaseException as error:      # handed to the waiting caller
+                future.set_exception(error)
+
+        device.ctx.clock.call_soon_threadsafe(call)
+        try:
+            return future.result(DEVICE_CALL_TIMEOUT_S)
+        except TimeoutError:
+            raise DeviceCallTimeout(f"the VM's thread did not run the request to device {name!r} "
+                                    f"within {DEVICE_CALL_TIMEOUT_S:g} s") from None
+
     def stop(self) -> None:
         self.machine.vm.stop()
         self._thread.join(timeout=10)
@@ -81,6 +110,8 @@ class RunningMachine:
             self._on_exit(exit_code_for(vm_exit))
 
 
+BALLOON_DEVICE_TYPE = "virtio-balloon"
+BALLOON_DEVICE_NAME = "balloon"
 BLOCK_DEVICE_TYPE = "virtio-blk"
 ENTROPY_DEVICE_TYPE = "virtio-rng"
 ENTROPY_DEVICE_NAME = "entropy"
@@ -96,9 +127,14 @@ def _enum_value(value):
 
 
 def virtio_devices(resources: VmResources) -> list[DevicePlacement]:
-    """The virtio devices in upstream's order: block devices (root first, then insertion
-    order), then entropy; each takes the next virtio-mmio slot and the next GSI."""
+    """The virtio devices in upstream's order: the balloon, block devices (root first, then
+    insertion order), then entropy; each takes the next virtio-mmio slot and the next GSI."""
     devices = []
+    balloon = resources.balloon
+    if balloon is not None:
+        options = {name: getattr(balloon, name) for name in (
+            "amount_mib", "deflate_on_oom", "stats_polling_interval_s", "free_page_hinting", "free_page_reporting")}
+        devices.append(DevicePlacement(BALLOON_DEVICE_TYPE, BALLOON_DEVICE_NAME, options=options))
     for drive in resources.drives:
         options = {
             "path": drive.path_on_host,

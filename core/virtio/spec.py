@@ -79,3 +79,4 @@ MAX_QUEUE_SIZE = 256  # Firecracker's FIRECRACKER_MAX_QUEUE_SIZE
 # --- device ids (spec 5) -----------------------------------------------------------------------
 DEVICE_ID_BLOCK = 2
 DEVICE_ID_ENTROPY = 4
+DEVICE_ID_BALLOON = 5

@@ -268,10 +268,11 @@ def test_actions_before_start(vmm):
 def test_start_refuses_devices_petard_cannot_build_yet(vmm, kernel_file):
     assert vmm.api.put("/boot-source", {"kernel_image_path": kernel_file}).status == 204
     assert vmm.api.put("/vsock", {"guest_cid": 3, "uds_path": "v.sock"}).status == 204
-    assert vmm.api.put("/balloon", {"amount_mib": 16, "deflate_on_oom": False}).status == 204
+    hotplug = {"total_size_mib": 1024, "block_size_mib": 128, "slot_size_mib": 1024}
+    assert vmm.api.put("/hotplug/memory", hotplug).status == 204
     reply = vmm.api.put("/actions", {"action_type": "InstanceStart"})
     assert reply.status == 400
-    assert "vsock" in reply.fault and "balloon" in reply.fault
+    assert "vsock" in reply.fault and "memory-hotplug" in reply.fault
     assert vmm.api.get("/").json()["state"] == "Not started"
 
 

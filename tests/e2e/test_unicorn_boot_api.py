@@ -58,6 +58,10 @@ def test_interactive_console_rtc_pause_resume_boot_timer_reboot(spawn, guest, tm
         assert vmm.api.put("/actions", {"action_type": "InstanceStart"}).status == 204
         vmm.wait_for_output(MARKER, timeout=120)
         assert "rtc-pl031 40001000.rtc: registered as rtc0" in vmm.output
+        # No balloon configured: after boot upstream answers from its device manager.
+        assert vmm.api.get("/balloon").fault == "Internal VMM error: Failed perform action on device: Device not found"
+        assert vmm.api.patch("/balloon", {"amount_mib": 1}).fault == (
+            "Balloon update error: Failed perform action on device: Device not found")
 
         os.write(writer, b"echo GUEST-TIME=$(date +%s)\n")
         vmm.wait_for_output("GUEST-TIME=1", timeout=60)

@@ -13,6 +13,9 @@ counts come from pytest's JUnit XML report. The selections:
 * ``vcpu-state``: tests/e2e/test_vcpu_state.py, KVM parameters only: the neutral machine
   state of a Debian guest with 1 and 2 vCPUs agrees with what Linux reports, loads back
   exactly, and the guest goes on on a fresh VM. Two guest boots.
+* ``balloon``: tests/virtio/test_balloon_e2e.py, KVM parameters only: inflating and
+  deflating, statistics, deflate-on-OOM both ways, free page reporting and hinting. Four
+  guest boots.
 * ``pl061``: the example plugin's tests (examples/pl061/tests), with the plugin installed from
   its wheel and ``PETARD_TEST_BACKEND=kvm``: register-level tests and two guest boots.
 
@@ -35,6 +38,7 @@ PETARD_PYTEST_PLUGIN = "petard.testing.pytest_plugin"
 SELECTIONS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "virtio-e2e": (("tests/virtio/test_e2e.py", "-k", "kvm"), {}),
     "vcpu-state": (("tests/e2e/test_vcpu_state.py", "-k", "kvm"), {}),
+    "balloon": (("tests/virtio/test_balloon_e2e.py", "-k", "kvm"), {}),
     "pl061": (("examples/pl061/tests",), {"PETARD_TEST_BACKEND": "kvm"}),
 }
 COUNTED = ("tests", "failures", "errors", "skipped")

@@ -103,7 +103,7 @@ PETARD_PACKAGES = ("__init__.py", "__main__.py", "devices.py", "api", "core", "b
                    "testing")
 # The pytest-level tests run in the emulated host, with the conftest files they rely on.
 TEST_FILES = ("conftest.py", "petard_proc.py", "virtio/*.py", "e2e/__init__.py", "e2e/conftest.py",
-              "e2e/test_vcpu_state.py")
+              "e2e/test_vcpu_state.py", "guesttools/*.py")
 
 EXIT_MARKER = "PETARD-KVM-HOST-EXIT="
 NO_KVM_EXIT_CODE = 99
@@ -413,11 +413,20 @@ def cross_compile(source: Path, name: str) -> cpio.CpioEntry:
         return cpio.regular_file(f"{TOOLS_DIR}/{name}", output.read_bytes(), 0o755)
 
 
+def guest_tools() -> list[cpio.CpioEntry]:
+    """The tests' guest tools (tests/guesttools/*.c), cross-compiled here: the emulated host
+    has no compiler, and `guesttools.guest_tool` finds them in $PETARD_TOOLS there."""
+    import guesttools
+
+    return [cross_compile(guesttools.SOURCES / f"{name}.c", name) for name in guesttools.tool_names()]
+
+
 def build_initrd(command: str, output: Path, extra_entries: list[cpio.CpioEntry] = ()) -> Path:
-    """base + overlay (sources, tests, guest programs, example plugins, `extra_entries`, an
-    /init running `command`)."""
+    """base + overlay (sources, tests, guest programs and tools, example plugins,
+    `extra_entries`, an /init running `command`)."""
     base = build_base()
-    entries = _with_bytecode(_source_entries() + example_plugin_wheels()) + assemble_guest_programs() + list(extra_entries)
+    entries = (_with_bytecode(_source_entries() + example_plugin_wheels()) + assemble_guest_programs()
+               + guest_tools() + list(extra_entries))
     entries.append(cpio.regular_file("init", init_script(command).encode(), 0o755))
     overlay = output.with_name(output.name + ".overlay")
     _write_archive(entries, overlay)

@@ -1,11 +1,16 @@
 """A real ``petard`` process on the Unicorn backend, configured over its HTTP API socket
-(the pattern of tests/api/petard_proc.py), and the guest's serial console in a file."""
+(the pattern of tests/api/petard_proc.py), and the guest's serial console in a file.
+
+With ``interactive`` its stdin is a pipe, which petard takes as the console's input (a FIFO,
+as upstream): `run(command)` types a shell command and returns its output and status."""
 
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,15 +31,17 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 class PetardVm:
-    def __init__(self, workdir: Path, backend: str = "unicorn") -> None:
+    def __init__(self, workdir: Path, backend: str = "unicorn", interactive: bool = False) -> None:
         self.workdir = workdir
         self.socket = str(workdir / "api.sock")
         self.serial = workdir / "serial.log"
         self.log = workdir / "petard.out"
         self._log_file = open(self.log, "wb")
+        self._commands = itertools.count(1)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "petard", "--api-sock", self.socket, "--backend", backend, "--level", "Info"],
-            stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir,
+            stdout=self._log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if interactive else subprocess.DEVNULL, cwd=workdir,
             env={**os.environ, "PETARD_DISABLE_PLUGIN_AUTOLOAD": "1"})
         deadline = time.monotonic() + 30
         while not self._answers():
@@ -87,6 +94,36 @@ class PetardVm:
             time.sleep(0.05)
         return console
 
+    def send(self, text: str) -> None:
+        """Type `text` on the guest's console (interactive only)."""
+        self.process.stdin.write(text.encode())
+        self.process.stdin.flush()
+
+    def run(self, command: str, timeout: float = 120) -> tuple[str, int]:
+        """Run a shell command in the guest; its output (without the echoed line) and status."""
+        number = next(self._commands)
+        start = len(self.console())
+        # The marker is assembled by the shell, so the echoed command line never matches it.
+        self.send(f"{command}; echo \"@@PETARD\"\"-DONE-{number}-$?@@\"\n")
+        pattern = re.compile(rf"@@PETARD-DONE-{number}-(\d+)@@")
+        deadline = time.monotonic() + timeout
+        while (match := pattern.search(self.console(), start)) is None:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"no answer to {command!r}:\n{self.console()[-3000:]}")
+            time.sleep(0.05)
+        text = self.console()[start:match.start()]
+        echo_end = text.rfind(f"-DONE-{number}-$?@@\"")
+        if echo_end >= 0:
+            text = text[text.find("\n", echo_end) + 1:] if "\n" in text[echo_end:] else ""
+        return text.replace("\r\n", "\n").strip("\n"), int(match.group(1))
+
+    def rss_kib(self) -> int:
+        """The petard process's resident memory."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
     def wait_exit(self, timeout: float = 120) -> int:
         try:
             return self.process.wait(timeout)
@@ -97,4 +134,6 @@ class PetardVm:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+        if self.process.stdin is not None:
+            self.process.stdin.close()
         self._log_file.close()
