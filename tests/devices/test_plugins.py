@@ -19,6 +19,7 @@ from petard.core.plugins import (BUILTIN_PLUGINS, DISABLE_AUTOLOAD_ENV, PetardPl
 from petard.plugins.boot_timer import BootTimer
 from petard.plugins.rtc import Pl031
 from petard.plugins.serial import Serial16550A
+from petard.plugins.virtio_balloon import VirtioBalloon
 from petard.plugins.virtio_blk import VirtioBlock
 from petard.plugins.virtio_rng import VirtioRng
 
@@ -72,6 +73,7 @@ def test_builtins_are_registered_through_the_hooks():
         "boot_timer": (BootTimer, "boot_timer"),
         "virtio-blk": (VirtioBlock, "virtio_blk"),
         "virtio-rng": (VirtioRng, "virtio_rng"),
+        "virtio-balloon": (VirtioBalloon, "virtio_balloon"),
     }
     infos = {info.name: info for info in manager.plugin_infos()}
     assert set(infos) == set(BUILTIN_PLUGINS)
@@ -80,7 +82,7 @@ def test_builtins_are_registered_through_the_hooks():
 
 def test_block_list_applies_to_builtins():
     manager = create_plugin_manager(autoload=False, blocked=["rtc"])
-    assert set(manager.device_types()) == {"serial", "boot_timer", "virtio-blk", "virtio-rng"}
+    assert set(manager.device_types()) == {"serial", "boot_timer", "virtio-blk", "virtio-rng", "virtio-balloon"}
     with pytest.raises(KeyError, match="rtc"):
         manager.device_type("rtc")
 
