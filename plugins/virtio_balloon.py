@@ -132,6 +132,8 @@ class VirtioBalloon(VirtioMmioDevice):
         self._cancel_stats_timer()
         self._stats_head = None
         self.actual_pages = 0
+        self.latest_stats = {}
+        self.hinting = HintingState()
 
     def process_queue(self, index: int) -> None:
         name = next(name for name, position in self.queue_index.items() if position == index)
@@ -368,6 +370,8 @@ class VirtioBalloon(VirtioMmioDevice):
         self._stats_head = state["stats_head"]
         self.latest_stats = dict(state["latest_stats"])
         self.hinting = HintingState(**state["hinting"])
+        if self.hinting.host_cmd != FREE_PAGE_HINT_STOP:
+            self.hinting.host_cmd = FREE_PAGE_HINT_DONE     # as upstream: a restored guest keeps its hinted pages
 
 
 @hookimpl

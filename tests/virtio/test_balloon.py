@@ -89,6 +89,31 @@ def test_inflated_pages_read_as_zero_and_numbers_outside_memory_are_refused(fill
     assert bench.device.counters["bad_page_numbers"] == 1
 
 
+def test_duplicate_page_numbers_are_discarded_once_and_bad_ones_logged_once(filled_pages, caplog):
+    bench, pages = filled_pages
+    first = page_number(pages)
+    outside = page_number(DRAM_START + bench.memory.size)
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            bench.queues[0].submit([bench.buffer(pfns(first, first, first + 1, outside, 0xFFFF_FFFF))])
+            bench.notify(0)
+    assert bench.memory.read(pages, 2 * PAGE) == bytes(2 * PAGE)
+    assert bench.device.counters["inflated_pages"] == 3 * 2
+    assert bench.device.counters["bad_page_numbers"] == 3 * 2
+    warnings = [record for record in caplog.records if "outside guest memory" in record.getMessage()]
+    assert len(warnings) == 1 and "virtio-balloon" in warnings[0].getMessage()
+
+
+def test_a_driver_that_never_answers_leaves_the_device_serving(filled_pages):
+    bench, _ = filled_pages
+    bench.device.set_target_mib(2)                     # nobody inflates, nobody posts statistics
+    bench.clock.advance(10 * SECOND_NS)
+    assert bench.device.statistics() == {"target_pages": 512, "actual_pages": 0, "target_mib": 2, "actual_mib": 0}
+    bench.device.set_target_mib(0)
+    assert config(bench)[0] == 0
+    assert bench.status() & spec.STATUS_DEVICE_NEEDS_RESET == 0
+
+
 def test_a_descriptor_of_the_wrong_size_is_skipped_and_the_device_keeps_serving(filled_pages):
     bench, pages = filled_pages
     head = bench.queues[0].submit([bench.buffer(b"\1\2\3")])
@@ -205,3 +230,23 @@ def test_the_state_round_trips(filled_pages, make_bench):
     other.device.restore_state(state)
     assert other.device.save_state() == state
     assert other.device.statistics()["free_memory"] == 1234
+
+
+def test_a_restored_hinting_run_is_over(filled_pages, make_bench):
+    bench, _ = filled_pages
+    bench.device.start_hinting()
+    other = make_bench("virtio-balloon", amount_mib=1, deflate_on_oom=True, stats_polling_interval_s=2,
+                       free_page_hinting=True, free_page_reporting=True)
+    other.device.restore_state(bench.device.save_state())
+    assert other.device.hinting_status()["host_cmd"] == balloon_module.FREE_PAGE_HINT_DONE
+
+
+def test_a_reset_forgets_statistics_and_hinting(filled_pages):
+    bench, _ = filled_pages
+    bench.queues[2].submit([bench.buffer(stats((4, 1234)))])
+    bench.notify(2)
+    bench.device.start_hinting()
+    bench.write(spec.STATUS, 0)
+    assert bench.device.latest_stats == {}
+    assert bench.device.hinting_status() == {"host_cmd": 0, "guest_cmd": None}
+    assert config(bench)[1:] == (0, 0)
